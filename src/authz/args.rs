@@ -1,0 +1,137 @@
+//! Flags of `kube-oidc-authz authz`. Names follow kube-oidc-proxy and the
+//! apiserver's `--oidc-*` flags so existing deployments can move over by
+//! renaming the binary; every flag also reads an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags of `kube-oidc-authz authz`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthzArgs {
+    /// Address for the ext_authz and grpc.health.v1 gRPC services.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_GRPC_ADDRESS", default_value = "0.0.0.0:9001")]
+    pub grpc_address: SocketAddr,
+
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_HTTP_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub http_address: SocketAddr,
+
+    /// The issuer URL; tokens' `iss` must equal it byte for byte.
+    #[arg(long, env = "OIDC_ISSUER_URL")]
+    pub oidc_issuer_url: Option<String>,
+
+    /// The client id; tokens' `aud` must contain it.
+    #[arg(long, env = "OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// PEM bundle of the authorities that sign the issuer's HTTPS
+    /// certificate. Without it, the platform's roots are trusted.
+    #[arg(long, env = "OIDC_CA_FILE")]
+    pub oidc_ca_file: Option<PathBuf>,
+
+    /// Claim holding the username.
+    #[arg(long, env = "OIDC_USERNAME_CLAIM", default_value = "sub")]
+    pub oidc_username_claim: String,
+
+    /// Prefix for usernames. Unset: `<issuer-url>#` unless the claim is
+    /// `email`; `-` disables prefixing.
+    #[arg(long, env = "OIDC_USERNAME_PREFIX")]
+    pub oidc_username_prefix: Option<String>,
+
+    /// Claim holding the groups (a string or an array of strings).
+    #[arg(long, env = "OIDC_GROUPS_CLAIM")]
+    pub oidc_groups_claim: Option<String>,
+
+    /// Prefix for every group.
+    #[arg(long, env = "OIDC_GROUPS_PREFIX")]
+    pub oidc_groups_prefix: Option<String>,
+
+    /// `key=value` a token must carry as a string claim; repeatable.
+    #[arg(long = "oidc-required-claim", env = "OIDC_REQUIRED_CLAIMS", value_delimiter = ',')]
+    pub oidc_required_claims: Vec<String>,
+
+    /// Accepted signing algorithms, comma separated.
+    #[arg(long, env = "OIDC_SIGNING_ALGS", value_delimiter = ',', default_value = "RS256")]
+    pub oidc_signing_algs: Vec<String>,
+
+    /// A Kubernetes `AuthenticationConfiguration` (apiserver.config.k8s.io
+    /// v1beta1 or v1) whose `jwt` issuers replace the `--oidc-*` flags.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUTHENTICATION_CONFIG")]
+    pub authentication_config: Option<PathBuf>,
+
+    /// Add the extra `authentication.kubernetes.io/credential-id: JTI=<jti>`
+    /// for tokens with a string `jti`, as newer apiservers do.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_CREDENTIAL_ID_EXTRA", default_value_t = true, action = clap::ArgAction::Set)]
+    pub credential_id_extra: bool,
+
+    /// Refuse identities whose username or a group starts with `system:`.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_REFUSE_SYSTEM_IDENTITIES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub refuse_system_identities: bool,
+
+    /// Forward tokens that are not ours to the apiserver unchanged when a
+    /// TokenReview accepts them.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_TOKEN_PASSTHROUGH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub token_passthrough: bool,
+
+    /// Audiences accepted for passthrough TokenReviews, comma separated.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_TOKEN_PASSTHROUGH_AUDIENCES", value_delimiter = ',')]
+    pub token_passthrough_audiences: Vec<String>,
+
+    /// Add `Impersonate-Extra-Remote-Client-Ip` with the client's address.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_EXTRA_USER_HEADER_CLIENT_IP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub extra_user_header_client_ip: bool,
+
+    /// Static extras added to every identity: `key=value,...`.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_EXTRA_USER_HEADERS", value_delimiter = ',')]
+    pub extra_user_headers: Vec<String>,
+
+    /// CIDRs of proxies whose `X-Forwarded-For` is trusted for the client
+    /// address, comma separated. Empty: Envoy's own view of the peer.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_TRUSTED_PROXY_CIDRS", value_delimiter = ',')]
+    pub trusted_proxy_cidrs: Vec<String>,
+
+    /// File holding the bearer token sent upstream; re-read when it changes.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_UPSTREAM_TOKEN_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token")]
+    pub upstream_token_file: PathBuf,
+
+    /// The apiserver, for TokenReview and SubjectAccessReview calls.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_APISERVER_URL", default_value = "https://kubernetes.default.svc")]
+    pub apiserver_url: String,
+
+    /// CA bundle for `--apiserver-url`.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_APISERVER_CA_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")]
+    pub apiserver_ca_file: PathBuf,
+
+    /// Most verified tokens kept in the decision cache.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    pub cache_max_entries: u64,
+
+    /// Least time between two JWKS fetches triggered by unknown key ids.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_MIN_REFRESH_INTERVAL", value_parser = parse_duration, default_value = "5s")]
+    pub jwks_min_refresh_interval: Duration,
+
+    /// How often keys are refreshed in the background.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_REFRESH_INTERVAL", value_parser = parse_duration, default_value = "5m")]
+    pub jwks_refresh_interval: Duration,
+}
+
+/// Parses `300ms`, `5s`, `10m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 300ms, 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}

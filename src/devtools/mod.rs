@@ -1,0 +1,8 @@
+//! Development tools behind the demo and the tests: an OIDC issuer that
+//! mints tokens, a stand-in Kubernetes apiserver, certificate generation and
+//! the `demo` orchestrator. None of them is meant for production.
+
+pub mod apiserver;
+pub mod certs;
+pub mod demo;
+pub mod issuer;

@@ -1,0 +1,35 @@
+//! The drain signal: every server takes a future that completes when it
+//! should stop accepting work and finish what it holds.
+
+use std::future::Future;
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+///
+/// If the signal handlers cannot be installed the future never completes:
+/// the process then stops only by being killed, which loses nothing that a
+/// drain would have saved.
+pub fn signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = term => {},
+        }
+        tracing::info!("shutdown signal received, draining");
+    }
+}

@@ -1,0 +1,104 @@
+//! Logging and tracing set-up: structured `tracing` events to stderr, and
+//! OpenTelemetry spans over OTLP/gRPC when an endpoint is configured.
+
+use clap::{Args, ValueEnum};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Flags shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryArgs {
+    /// Log line format.
+    #[arg(long, global = true, env = "KUBE_OIDC_AUTHZ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` directive syntax, e.g. `info` or
+    /// `kube_oidc_authz=debug,info`.
+    #[arg(long, global = true, env = "KUBE_OIDC_AUTHZ_LOG", default_value = "info")]
+    pub log_level: String,
+
+    /// OTLP/gRPC endpoint for traces, e.g. `http://otel-collector:4317`.
+    /// Tracing is off when unset.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// `service.name` resource attribute on exported spans.
+    #[arg(long, global = true, env = "OTEL_SERVICE_NAME", default_value = "kube-oidc-authz")]
+    pub otel_service_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log pipelines).
+    Json,
+    /// Human-readable lines (for a terminal).
+    Text,
+}
+
+/// Flushes and stops the span exporter when dropped.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            // A collector that is down at exit must not block shutdown or
+            // turn it into an error; spans still queued are lost.
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber. Errors are configuration problems.
+pub fn init(args: &TelemetryArgs) -> Result<TelemetryGuard, Vec<String>> {
+    let filter = EnvFilter::try_new(&args.log_level)
+        .map_err(|e| vec![format!("--log-level {:?}: {e}", args.log_level)])?;
+    let fmt = match args.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let (otel, provider) = match &args.otlp_endpoint {
+        Some(endpoint) if !endpoint.is_empty() => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .map_err(|e| vec![format!("--otlp-endpoint {endpoint:?}: {e}")])?;
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    Resource::builder()
+                        .with_service_name(args.otel_service_name.clone())
+                        .build(),
+                )
+                .build();
+            let tracer = provider.tracer("kube-oidc-authz");
+            (
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(provider),
+            )
+        }
+        _ => (None, None),
+    };
+    // A second init (tests running several roles in one process) keeps the
+    // first subscriber; that is not a configuration error.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Ok(TelemetryGuard { provider })
+}
