@@ -27,6 +27,9 @@ pub enum Command {
     DevIssuer(crate::devtools::issuer::IssuerArgs),
     /// Development only: a stand-in Kubernetes apiserver for tests and the demo.
     StandInApiserver(crate::devtools::apiserver::ApiserverArgs),
+    /// Development only: a stand-in Cloud Secure Edge REST API that records
+    /// the audit batches it receives.
+    StandInCse(crate::devtools::cse::CseArgs),
     /// Run the whole stack locally (issuer, stand-in apiserver, authz, audit
     /// forwarder, Envoy) and write a kubeconfig to try it with.
     Demo(crate::devtools::demo::DemoArgs),

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             Command::AuditForwarder(args) => audit::run(*args, shutdown).await,
             Command::DevIssuer(args) => devtools::issuer::run(args, shutdown).await,
             Command::StandInApiserver(args) => devtools::apiserver::run(args, shutdown).await,
+            Command::StandInCse(args) => devtools::cse::run(args, shutdown).await,
             Command::Demo(args) => devtools::demo::run(args, shutdown).await,
         }
     });

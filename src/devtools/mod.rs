@@ -4,5 +4,6 @@
 
 pub mod apiserver;
 pub mod certs;
+pub mod cse;
 pub mod demo;
 pub mod issuer;
