@@ -33,3 +33,27 @@ pub fn signal() -> impl Future<Output = ()> + Send + 'static {
         tracing::info!("shutdown signal received, draining");
     }
 }
+
+/// One shutdown future shared by several servers.
+#[derive(Clone)]
+pub struct Shared(tokio::sync::watch::Receiver<bool>);
+
+impl Shared {
+    /// Starts a task that waits for `signal` and tells every clone.
+    pub fn new(signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal.await;
+            let _ = tx.send(true);
+        });
+        Shared(rx)
+    }
+
+    /// Completes once shutdown was signalled (or the signaller is gone).
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}

@@ -1,15 +1,146 @@
-//! The ext_authz service.
+//! The ext_authz service: Envoy asks, for every request, who the caller is.
+//!
+//! [`check`] orchestrates one decision: [`token`] reads the request,
+//! [`verify`] checks the JWT against keys from [`jwks`], [`identity`] maps
+//! claims with the apiserver's rules, [`cache`] remembers verified tokens,
+//! and [`response`] writes Envoy's answer. [`config`] turns flags or an
+//! `AuthenticationConfiguration` into one validated [`config::Config`].
 
 pub mod args;
+pub mod cache;
+pub mod check;
+pub mod client_ip;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod jwks;
+pub mod metrics;
+pub mod passthrough;
+pub mod response;
+pub mod token;
+pub mod upstream_token;
+pub mod verify;
 
 use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use futures::TryStreamExt;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
 
 use crate::cli::RunError;
+use crate::shutdown::Shared;
+use check::{Authorizer, CheckService};
+use config::Config;
+use metrics::AuthzMetrics;
+use upstream_token::UpstreamToken;
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Name under which grpc.health.v1 reports the Check service.
+pub const HEALTH_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
 
 /// Runs the authz service until `shutdown` completes.
 pub async fn run(
-    _args: args::AuthzArgs,
-    _shutdown: impl Future<Output = ()> + Send + 'static,
+    args: args::AuthzArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    Err(RunError::Runtime(anyhow::anyhow!("authz: not built yet")))
+    let config = Config::from_args(&args).map_err(RunError::Config)?;
+    let upstream = UpstreamToken::load(&config.upstream_token_file)
+        .map_err(|e| RunError::Config(vec![format!("--upstream-token-file: {e}")]))?;
+    let grpc = TcpListener::bind(args.grpc_address)
+        .await
+        .with_context(|| format!("bind --grpc-address {}", args.grpc_address))?;
+    let http = TcpListener::bind(args.http_address)
+        .await
+        .with_context(|| format!("bind --http-address {}", args.http_address))?;
+    serve(config, upstream, grpc, http, shutdown).await
+}
+
+/// Serves Check and grpc.health.v1 on `grpc`, and the operational HTTP
+/// endpoints on `http`, until `shutdown` completes.
+pub async fn serve(
+    config: Config,
+    upstream: UpstreamToken,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let mut registry = Registry::default();
+    let metrics = AuthzMetrics::register(&mut registry);
+    let authorizer = Arc::new(Authorizer::new(&config, upstream.clone(), metrics).map_err(RunError::Config)?);
+    let shutdown = Shared::new(shutdown);
+
+    // Background work lives as long as the servers; dropping the set aborts it.
+    let mut background = JoinSet::new();
+    for issuer in authorizer.issuers() {
+        background.spawn(Arc::clone(&issuer.keys).run_refresher(config.jwks_refresh_interval));
+    }
+    background.spawn(upstream.run_reloader());
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    {
+        let authorizer = Arc::clone(&authorizer);
+        let stop = shutdown.wait();
+        background.spawn(async move {
+            let mut reported = None;
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = &mut stop => {
+                        health_reporter.set_service_status("", ServingStatus::NotServing).await;
+                        health_reporter.set_service_status(HEALTH_SERVICE_NAME, ServingStatus::NotServing).await;
+                        return;
+                    }
+                }
+                let ready = authorizer.is_ready();
+                if reported != Some(ready) {
+                    let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+                    health_reporter.set_service_status("", status).await;
+                    health_reporter.set_service_status(HEALTH_SERVICE_NAME, status).await;
+                    reported = Some(ready);
+                }
+            }
+        });
+    }
+
+    let grpc_addr = grpc.local_addr().ok();
+    let incoming = TcpListenerStream::new(grpc).map_ok(|s| {
+        let _ = s.set_nodelay(true);
+        s
+    });
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(AuthorizationServer::new(CheckService(Arc::clone(&authorizer))))
+        .serve_with_incoming_shutdown(incoming, shutdown.wait());
+
+    let ready = {
+        let authorizer = Arc::clone(&authorizer);
+        Arc::new(move || authorizer.is_ready()) as crate::serve::Readiness
+    };
+    let http_addr = http.local_addr().ok();
+    let ops = crate::serve::serve_router(
+        http,
+        crate::serve::ops_router(ready, Arc::new(registry)),
+        shutdown.wait(),
+    );
+    tracing::info!(grpc = ?grpc_addr, http = ?http_addr, issuers = config.issuers.len(), "authz service listening");
+    let (g, h) = tokio::join!(grpc_server, ops);
+    background.shutdown().await;
+    g.context("grpc server")?;
+    h.context("http server")?;
+    tracing::info!("authz service stopped");
+    Ok(())
 }

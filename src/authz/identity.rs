@@ -1,0 +1,268 @@
+//! Verified claims → Kubernetes identity, with the apiserver's semantics
+//! for username, groups, uid, required claims and `email_verified`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::config::{CREDENTIAL_ID_EXTRA, IssuerConfig};
+use super::error::DenyReason;
+
+/// Who the caller is, as the apiserver will see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub uid: Option<String>,
+    /// Mapped groups; the apiserver adds `system:authenticated` itself.
+    pub groups: Vec<String>,
+    /// Extra key (decoded, lowercase) → values.
+    pub extra: BTreeMap<String, Vec<String>>,
+    /// The issuer that vouched for this identity.
+    pub issuer: String,
+}
+
+/// Options of the mapping that do not depend on the issuer.
+#[derive(Debug, Clone, Copy)]
+pub struct MappingOptions {
+    pub credential_id_extra: bool,
+    pub refuse_system_identities: bool,
+}
+
+/// Maps the claims of a verified token to an identity.
+pub fn map_claims(
+    issuer: &IssuerConfig,
+    claims: &Map<String, Value>,
+    opts: MappingOptions,
+) -> Result<Identity, DenyReason> {
+    for (claim, want) in &issuer.required_claims {
+        match claims.get(claim) {
+            Some(Value::String(got)) if got == want => {}
+            _ => return Err(DenyReason::RequiredClaim),
+        }
+    }
+
+    if issuer.username.claim == "email" {
+        // A present `email_verified` must be the boolean true; absent is
+        // accepted, as the apiserver does.
+        match claims.get("email_verified") {
+            None | Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => return Err(DenyReason::EmailNotVerified),
+            Some(_) => return Err(DenyReason::InvalidClaim),
+        }
+    }
+    let user = match claims.get(&issuer.username.claim) {
+        Some(Value::String(u)) if !u.is_empty() => format!("{}{u}", issuer.username.prefix),
+        _ => return Err(DenyReason::UsernameClaim),
+    };
+
+    let mut groups = Vec::new();
+    if let Some(mapping) = &issuer.groups {
+        match claims.get(&mapping.claim) {
+            None => {}
+            Some(Value::String(g)) => groups.push(format!("{}{g}", mapping.prefix)),
+            Some(Value::Array(list)) => {
+                groups.reserve(list.len());
+                for g in list {
+                    match g {
+                        Value::String(g) => groups.push(format!("{}{g}", mapping.prefix)),
+                        _ => return Err(DenyReason::GroupsClaim),
+                    }
+                }
+            }
+            Some(_) => return Err(DenyReason::GroupsClaim),
+        }
+    }
+
+    let uid = match &issuer.uid_claim {
+        None => None,
+        Some(claim) => match claims.get(claim) {
+            None => None,
+            Some(Value::String(u)) => Some(u.clone()),
+            Some(_) => return Err(DenyReason::UidClaim),
+        },
+    };
+
+    let mut extra = BTreeMap::new();
+    if opts.credential_id_extra {
+        if let Some(Value::String(jti)) = claims.get("jti") {
+            if !jti.is_empty() {
+                extra.insert(CREDENTIAL_ID_EXTRA.to_owned(), vec![format!("JTI={jti}")]);
+            }
+        }
+    }
+
+    let identity = Identity {
+        user,
+        uid,
+        groups,
+        extra,
+        issuer: issuer.url.clone(),
+    };
+    if opts.refuse_system_identities && identity.claims_system_name() {
+        return Err(DenyReason::SystemIdentity);
+    }
+    if !identity.is_header_safe() {
+        return Err(DenyReason::InvalidIdentity);
+    }
+    Ok(identity)
+}
+
+impl Identity {
+    /// Whether the username or a group is in the `system:` namespace, which
+    /// only the apiserver itself may hand out.
+    pub fn claims_system_name(&self) -> bool {
+        self.user.starts_with("system:") || self.groups.iter().any(|g| g.starts_with("system:"))
+    }
+
+    /// Whether every value can travel as an HTTP header value: no control
+    /// characters (CR and LF above all), no leading or trailing blanks.
+    pub fn is_header_safe(&self) -> bool {
+        let ok = |v: &str| {
+            !v.bytes().any(|b| b < 0x20 || b == 0x7f) && v.trim_matches([' ', '\t']) == v
+        };
+        ok(&self.user)
+            && self.uid.as_deref().is_none_or(ok)
+            && self.groups.iter().all(|g| ok(g))
+            && self.extra.values().flatten().all(|v| ok(v))
+    }
+
+    /// Approximate bytes held, for cache accounting.
+    pub fn approx_size(&self) -> usize {
+        self.user.len()
+            + self.uid.as_ref().map_or(0, String::len)
+            + self.groups.iter().map(String::len).sum::<usize>()
+            + self
+                .extra
+                .iter()
+                .map(|(k, v)| k.len() + v.iter().map(String::len).sum::<usize>())
+                .sum::<usize>()
+            + self.issuer.len()
+            + 128
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::authz::config::ClaimMapping;
+    use crate::authz::verify::SigningAlg;
+
+    fn issuer(username: (&str, &str), groups: Option<(&str, &str)>) -> IssuerConfig {
+        IssuerConfig {
+            url: "https://idp.example.com".into(),
+            discovery_url: "https://idp.example.com".into(),
+            audiences: vec!["kube".into()],
+            ca_pem: None,
+            signing_algs: vec![SigningAlg::RS256],
+            username: ClaimMapping {
+                claim: username.0.into(),
+                prefix: username.1.into(),
+            },
+            groups: groups.map(|(c, p)| ClaimMapping {
+                claim: c.into(),
+                prefix: p.into(),
+            }),
+            uid_claim: None,
+            required_claims: vec![],
+        }
+    }
+
+    const OPTS: MappingOptions = MappingOptions {
+        credential_id_extra: true,
+        refuse_system_identities: true,
+    };
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn product_defaults_map_alice() {
+        let iss = issuer(("email", "banyan:"), Some(("roles", "banyan:")));
+        let id = map_claims(
+            &iss,
+            &claims(json!({"email": "alice@example.com", "email_verified": true,
+                "roles": ["any-employee-personal-device"], "jti": "abc"})),
+            OPTS,
+        )
+        .unwrap();
+        assert_eq!(id.user, "banyan:alice@example.com");
+        assert_eq!(id.groups, ["banyan:any-employee-personal-device"]);
+        assert_eq!(
+            id.extra.get(CREDENTIAL_ID_EXTRA).unwrap(),
+            &vec!["JTI=abc".to_string()]
+        );
+    }
+
+    #[test]
+    fn table_of_mapping_rules() {
+        type Case = (&'static str, (&'static str, &'static str), Value, Result<(&'static str, Vec<&'static str>), DenyReason>);
+        let cases: Vec<Case> = vec![
+            ("email_verified missing is accepted", ("email", ""), json!({"email": "a@x", "roles": "r"}), Ok(("a@x", vec!["g:r"]))),
+            ("email_verified false", ("email", ""), json!({"email": "a@x", "email_verified": false}), Err(DenyReason::EmailNotVerified)),
+            ("email_verified string", ("email", ""), json!({"email": "a@x", "email_verified": "true"}), Err(DenyReason::InvalidClaim)),
+            ("email_verified ignored for sub", ("sub", "p#"), json!({"sub": "u1", "email_verified": false}), Ok(("p#u1", vec![]))),
+            ("groups as string", ("sub", ""), json!({"sub": "u", "roles": "one"}), Ok(("u", vec!["g:one"]))),
+            ("groups as array", ("sub", ""), json!({"sub": "u", "roles": ["a", "b"]}), Ok(("u", vec!["g:a", "g:b"]))),
+            ("groups missing", ("sub", ""), json!({"sub": "u"}), Ok(("u", vec![]))),
+            ("groups with a number", ("sub", ""), json!({"sub": "u", "roles": ["a", 1]}), Err(DenyReason::GroupsClaim)),
+            ("groups as object", ("sub", ""), json!({"sub": "u", "roles": {"a": 1}}), Err(DenyReason::GroupsClaim)),
+            ("username missing", ("email", ""), json!({"sub": "u"}), Err(DenyReason::UsernameClaim)),
+            ("username not a string", ("sub", ""), json!({"sub": 42}), Err(DenyReason::UsernameClaim)),
+            ("username empty", ("sub", ""), json!({"sub": ""}), Err(DenyReason::UsernameClaim)),
+            ("system user refused", ("sub", ""), json!({"sub": "system:admin"}), Err(DenyReason::SystemIdentity)),
+            ("system group behind a prefix is fine", ("sub", "x:"), json!({"sub": "u", "roles": ["system:masters"]}), Ok(("x:u", vec!["g:system:masters"]))),
+            ("header injection refused", ("sub", ""), json!({"sub": "u\r\nimpersonate-group: system:masters"}), Err(DenyReason::InvalidIdentity)),
+        ];
+        for (name, username, c, want) in cases {
+            let iss = issuer(username, Some(("roles", "g:")));
+            let got = map_claims(&iss, &claims(c), OPTS);
+            match (got, want) {
+                (Ok(id), Ok((user, groups))) => {
+                    assert_eq!(id.user, user, "{name}");
+                    assert_eq!(id.groups, groups, "{name}");
+                }
+                (Err(e), Err(w)) => assert_eq!(e, w, "{name}"),
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn system_group_with_empty_prefix_is_refused_unless_allowed() {
+        let iss = issuer(("sub", ""), Some(("roles", "")));
+        let c = claims(json!({"sub": "u", "roles": ["system:masters"]}));
+        assert_eq!(map_claims(&iss, &c, OPTS), Err(DenyReason::SystemIdentity));
+        let allow = MappingOptions {
+            refuse_system_identities: false,
+            ..OPTS
+        };
+        assert_eq!(map_claims(&iss, &c, allow).unwrap().groups, ["system:masters"]);
+    }
+
+    #[test]
+    fn required_claims_must_be_equal_strings() {
+        let mut iss = issuer(("sub", ""), None);
+        iss.required_claims = vec![("hd".into(), "example.com".into())];
+        let ok = claims(json!({"sub": "u", "hd": "example.com"}));
+        assert!(map_claims(&iss, &ok, OPTS).is_ok());
+        for bad in [json!({"sub": "u"}), json!({"sub": "u", "hd": "evil.com"}), json!({"sub": "u", "hd": ["example.com"]})] {
+            assert_eq!(map_claims(&iss, &claims(bad), OPTS), Err(DenyReason::RequiredClaim));
+        }
+    }
+
+    #[test]
+    fn uid_claim_and_credential_id_switch() {
+        let mut iss = issuer(("sub", ""), None);
+        iss.uid_claim = Some("oid".into());
+        let c = claims(json!({"sub": "u", "oid": "1234", "jti": "j"}));
+        let id = map_claims(&iss, &c, MappingOptions { credential_id_extra: false, ..OPTS }).unwrap();
+        assert_eq!(id.uid.as_deref(), Some("1234"));
+        assert!(id.extra.is_empty());
+        let bad = claims(json!({"sub": "u", "oid": 5}));
+        assert_eq!(map_claims(&iss, &bad, OPTS), Err(DenyReason::UidClaim));
+    }
+}

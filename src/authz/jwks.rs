@@ -1,0 +1,233 @@
+//! Issuer keys: OIDC discovery and JWKS, fetched over HTTPS, cached,
+//! refreshed in the background and on an unknown `kid` (single-flight and
+//! rate-limited), and kept while the issuer is unreachable.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::config::IssuerConfig;
+use super::verify::VerifyingKey;
+
+/// Largest discovery document or JWKS accepted.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// Most keys kept from one JWKS.
+const MAX_KEYS: usize = 100;
+/// Timeout of one discovery or JWKS request.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors fetching keys. Never fatal: the last good keys stay in use.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("fetch {url}: {source}")]
+    Fetch { url: String, source: reqwest::Error },
+    #[error("fetch {url}: status {status}")]
+    Status { url: String, status: u16 },
+    #[error("fetch {url}: document larger than {MAX_DOCUMENT_BYTES} bytes")]
+    TooLarge { url: String },
+    #[error("{url}: {reason}")]
+    Invalid { url: String, reason: String },
+    #[error("https client: {0}")]
+    Client(#[from] crate::tls::TlsError),
+}
+
+impl JwksError {
+    /// Short fixed code for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            JwksError::Fetch { .. } => "fetch",
+            JwksError::Status { .. } => "status",
+            JwksError::TooLarge { .. } => "too_large",
+            JwksError::Invalid { .. } => "invalid",
+            JwksError::Client(_) => "client",
+        }
+    }
+}
+
+/// The keys of one issuer.
+pub struct IssuerKeys {
+    issuer: String,
+    discovery_url: String,
+    client: reqwest::Client,
+    keys: RwLock<Arc<Vec<VerifyingKey>>>,
+    loaded: AtomicBool,
+    /// Held while fetching; holds the time of the last attempt.
+    fetch: Mutex<Option<Instant>>,
+    min_interval: Duration,
+    fetches: AtomicU64,
+}
+
+impl IssuerKeys {
+    pub fn new(cfg: &IssuerConfig, min_interval: Duration) -> Result<Self, JwksError> {
+        let client = crate::tls::https_client(cfg.ca_pem.as_deref(), FETCH_TIMEOUT)?;
+        let discovery_url = if cfg.discovery_url == cfg.url {
+            format!(
+                "{}/.well-known/openid-configuration",
+                cfg.url.trim_end_matches('/')
+            )
+        } else {
+            cfg.discovery_url.clone()
+        };
+        Ok(IssuerKeys {
+            issuer: cfg.url.clone(),
+            discovery_url,
+            client,
+            keys: RwLock::new(Arc::new(Vec::new())),
+            loaded: AtomicBool::new(false),
+            fetch: Mutex::new(None),
+            min_interval,
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    /// The current key set (possibly empty before the first fetch).
+    pub fn current(&self) -> Arc<Vec<VerifyingKey>> {
+        match self.keys.read() {
+            Ok(k) => Arc::clone(&k),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Whether keys were loaded at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// How many fetches were attempted (for metrics and tests).
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Refreshes unless another refresh finished less than the minimum
+    /// interval ago. Concurrent callers wait for one fetch rather than each
+    /// making their own. Returns whether a fetch was made and succeeded.
+    pub async fn refresh_rate_limited(&self) -> bool {
+        let mut last = self.fetch.lock().await;
+        if last.is_some_and(|t| t.elapsed() < self.min_interval) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        self.fetch_and_swap().await
+    }
+
+    /// Refreshes now, regardless of the rate limit (background schedule).
+    pub async fn refresh(&self) -> bool {
+        let mut last = self.fetch.lock().await;
+        *last = Some(Instant::now());
+        self.fetch_and_swap().await
+    }
+
+    async fn fetch_and_swap(&self) -> bool {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match self.fetch_keys().await {
+            Ok(keys) => {
+                tracing::info!(issuer = %self.issuer, keys = keys.len(), "issuer keys loaded");
+                match self.keys.write() {
+                    Ok(mut k) => *k = Arc::new(keys),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
+                }
+                self.loaded.store(true, Ordering::Release);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %self.issuer, error = %e, code = e.code(),
+                    "cannot refresh issuer keys; keeping the last good set");
+                false
+            }
+        }
+    }
+
+    async fn fetch_keys(&self) -> Result<Vec<VerifyingKey>, JwksError> {
+        let discovery = self.get_json(&self.discovery_url).await?;
+        let invalid = |reason: &str| JwksError::Invalid {
+            url: self.discovery_url.clone(),
+            reason: reason.to_owned(),
+        };
+        match discovery.get("issuer").and_then(Value::as_str) {
+            Some(i) if i == self.issuer => {}
+            Some(_) => return Err(invalid("issuer in discovery does not match the configured issuer")),
+            None => return Err(invalid("discovery document has no issuer")),
+        }
+        let jwks_uri = discovery
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("discovery document has no jwks_uri"))?;
+        let jwks = self.get_json(jwks_uri).await?;
+        let list = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| JwksError::Invalid {
+                url: jwks_uri.to_owned(),
+                reason: "no keys array".to_owned(),
+            })?;
+        let mut keys = Vec::new();
+        for jwk in list.iter().take(MAX_KEYS) {
+            match VerifyingKey::from_jwk(jwk) {
+                Ok(Some(k)) => keys.push(k),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(issuer = %self.issuer, error = %e, "skipping unusable key"),
+            }
+        }
+        if keys.is_empty() {
+            return Err(JwksError::Invalid {
+                url: jwks_uri.to_owned(),
+                reason: "no usable signing key".to_owned(),
+            });
+        }
+        Ok(keys)
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, JwksError> {
+        let fetch = |source| JwksError::Fetch {
+            url: url.to_owned(),
+            source,
+        };
+        let resp = self.client.get(url).send().await.map_err(fetch)?;
+        if !resp.status().is_success() {
+            return Err(JwksError::Status {
+                url: url.to_owned(),
+                status: resp.status().as_u16(),
+            });
+        }
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+        {
+            return Err(JwksError::TooLarge { url: url.to_owned() });
+        }
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(fetch)? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(JwksError::TooLarge { url: url.to_owned() });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|e| JwksError::Invalid {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Keeps keys fresh until the task is dropped: retries quickly (capped
+    /// exponential backoff) until the first load, then refreshes every
+    /// `interval`.
+    pub async fn run_refresher(self: Arc<Self>, interval: Duration) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            if self.is_loaded() {
+                tokio::time::sleep(interval).await;
+                self.refresh().await;
+            } else if self.refresh().await {
+                backoff = Duration::from_millis(500);
+            } else {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
