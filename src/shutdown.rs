@@ -8,8 +8,8 @@ use std::future::Future;
 /// If the signal handlers cannot be installed the future never completes:
 /// the process then stops only by being killed, which loses nothing that a
 /// drain would have saved.
-pub fn signal() -> impl Future<Output = ()> + Send + 'static {
-    async {
+pub async fn signal() {
+    {
         let ctrl_c = async {
             if tokio::signal::ctrl_c().await.is_err() {
                 std::future::pending::<()>().await;

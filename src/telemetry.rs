@@ -19,7 +19,12 @@ pub struct TelemetryArgs {
 
     /// Log filter in `tracing` directive syntax, e.g. `info` or
     /// `kube_oidc_authz=debug,info`.
-    #[arg(long, global = true, env = "KUBE_OIDC_AUTHZ_LOG", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "KUBE_OIDC_AUTHZ_LOG",
+        default_value = "info"
+    )]
     pub log_level: String,
 
     /// OTLP/gRPC endpoint for traces, e.g. `http://otel-collector:4317`.
@@ -28,7 +33,12 @@ pub struct TelemetryArgs {
     pub otlp_endpoint: Option<String>,
 
     /// `service.name` resource attribute on exported spans.
-    #[arg(long, global = true, env = "OTEL_SERVICE_NAME", default_value = "kube-oidc-authz")]
+    #[arg(
+        long,
+        global = true,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "kube-oidc-authz"
+    )]
     pub otel_service_name: String,
 }
 

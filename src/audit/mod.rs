@@ -11,5 +11,7 @@ pub async fn run(
     _args: args::AuditArgs,
     _shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    Err(RunError::Runtime(anyhow::anyhow!("audit-forwarder: not built yet")))
+    Err(RunError::Runtime(anyhow::anyhow!(
+        "audit-forwarder: not built yet"
+    )))
 }

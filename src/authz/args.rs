@@ -10,11 +10,19 @@ use std::time::Duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthzArgs {
     /// Address for the ext_authz and grpc.health.v1 gRPC services.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_GRPC_ADDRESS", default_value = "0.0.0.0:9001")]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_GRPC_ADDRESS",
+        default_value = "0.0.0.0:9001"
+    )]
     pub grpc_address: SocketAddr,
 
     /// Address for /healthz, /readyz and /metrics.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_HTTP_ADDRESS", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_HTTP_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
     pub http_address: SocketAddr,
 
     /// The issuer URL; tokens' `iss` must equal it byte for byte.
@@ -48,11 +56,20 @@ pub struct AuthzArgs {
     pub oidc_groups_prefix: Option<String>,
 
     /// `key=value` a token must carry as a string claim; repeatable.
-    #[arg(long = "oidc-required-claim", env = "OIDC_REQUIRED_CLAIMS", value_delimiter = ',')]
+    #[arg(
+        long = "oidc-required-claim",
+        env = "OIDC_REQUIRED_CLAIMS",
+        value_delimiter = ','
+    )]
     pub oidc_required_claims: Vec<String>,
 
     /// Accepted signing algorithms, comma separated.
-    #[arg(long, env = "OIDC_SIGNING_ALGS", value_delimiter = ',', default_value = "RS256")]
+    #[arg(
+        long,
+        env = "OIDC_SIGNING_ALGS",
+        value_delimiter = ',',
+        default_value = "RS256"
+    )]
     pub oidc_signing_algs: Vec<String>,
 
     /// A Kubernetes `AuthenticationConfiguration` (apiserver.config.k8s.io
@@ -75,7 +92,11 @@ pub struct AuthzArgs {
     pub token_passthrough: bool,
 
     /// Audiences accepted for passthrough TokenReviews, comma separated.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_TOKEN_PASSTHROUGH_AUDIENCES", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_TOKEN_PASSTHROUGH_AUDIENCES",
+        value_delimiter = ','
+    )]
     pub token_passthrough_audiences: Vec<String>,
 
     /// Add `Impersonate-Extra-Remote-Client-Ip` with the client's address.
@@ -83,28 +104,52 @@ pub struct AuthzArgs {
     pub extra_user_header_client_ip: bool,
 
     /// Static extras added to every identity: `key=value,...`.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_EXTRA_USER_HEADERS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_EXTRA_USER_HEADERS",
+        value_delimiter = ','
+    )]
     pub extra_user_headers: Vec<String>,
 
     /// CIDRs of proxies whose `X-Forwarded-For` is trusted for the client
     /// address, comma separated. Empty: Envoy's own view of the peer.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_TRUSTED_PROXY_CIDRS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_TRUSTED_PROXY_CIDRS",
+        value_delimiter = ','
+    )]
     pub trusted_proxy_cidrs: Vec<String>,
 
     /// File holding the bearer token sent upstream; re-read when it changes.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_UPSTREAM_TOKEN_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token")]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_UPSTREAM_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
     pub upstream_token_file: PathBuf,
 
     /// The apiserver, for TokenReview and SubjectAccessReview calls.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_APISERVER_URL", default_value = "https://kubernetes.default.svc")]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_APISERVER_URL",
+        default_value = "https://kubernetes.default.svc"
+    )]
     pub apiserver_url: String,
 
     /// CA bundle for `--apiserver-url`.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_APISERVER_CA_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_APISERVER_CA_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    )]
     pub apiserver_ca_file: PathBuf,
 
     /// Most verified tokens kept in the decision cache.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_CACHE_MAX_ENTRIES", default_value_t = 100_000)]
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_CACHE_MAX_ENTRIES",
+        default_value_t = 100_000
+    )]
     pub cache_max_entries: u64,
 
     /// Least time between two JWKS fetches triggered by unknown key ids.

@@ -18,12 +18,12 @@ use super::error::DenyReason;
 use super::identity::{Identity, MappingOptions, map_claims};
 use super::jwks::IssuerKeys;
 use super::metrics::{AuthzMetrics, DecisionLabels, ResultLabels};
+use super::now_unix;
 use super::passthrough::TokenReviewer;
 use super::response;
 use super::token::{InboundRequest, bearer_token};
 use super::upstream_token::UpstreamToken;
 use super::verify::{self, check_registered_claims};
-use super::now_unix;
 
 /// Extra key for the caller's address, as kube-oidc-proxy names it.
 pub const CLIENT_IP_EXTRA: &str = "remote-client-ip";
@@ -50,8 +50,13 @@ pub struct Authorizer {
 /// What an allowed request becomes.
 #[derive(Debug, Clone)]
 pub enum Allowed {
-    Impersonate { identity: Arc<Identity>, cached: bool },
-    Passthrough { user: String },
+    Impersonate {
+        identity: Arc<Identity>,
+        cached: bool,
+    },
+    Passthrough {
+        user: String,
+    },
 }
 
 impl Authorizer {
@@ -128,10 +133,16 @@ impl Authorizer {
         let now = now_unix();
         let key = token_hash(token);
         if let Some(identity) = self.cache.get(&key, now) {
-            self.metrics.cache_lookups.get_or_create(&ResultLabels { result: "hit" }).inc();
+            self.metrics
+                .cache_lookups
+                .get_or_create(&ResultLabels { result: "hit" })
+                .inc();
             return Ok((identity, true));
         }
-        self.metrics.cache_lookups.get_or_create(&ResultLabels { result: "miss" }).inc();
+        self.metrics
+            .cache_lookups
+            .get_or_create(&ResultLabels { result: "miss" })
+            .inc();
 
         let parsed = verify::parse(token)?;
         let issuer = self
@@ -185,7 +196,11 @@ impl Authorizer {
             Err(reason) => match &self.passthrough {
                 Some(reviewer) if reason.http_status() == 401 => {
                     let user = reviewer.review(token).await.map_err(|e| {
-                        if e == DenyReason::PassthroughRejected { reason } else { e }
+                        if e == DenyReason::PassthroughRejected {
+                            reason
+                        } else {
+                            e
+                        }
                     })?;
                     Ok(Allowed::Passthrough { user })
                 }
@@ -213,10 +228,10 @@ impl Authorizer {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                if self.client_ip_extra {
-                    if let Some(ip) = &ip_text {
-                        extras.push((CLIENT_IP_EXTRA, ip));
-                    }
+                if self.client_ip_extra
+                    && let Some(ip) = &ip_text
+                {
+                    extras.push((CLIENT_IP_EXTRA, ip));
                 }
                 let upstream = self.upstream.current();
                 tracing::info!(

@@ -44,7 +44,11 @@ mod tests {
             ("10.1.1.1", Some("garbage"), "10.1.1.1"),
         ];
         for (peer, xff, want) in cases {
-            assert_eq!(client_ip(ip(peer), xff, &trusted), ip(want), "{peer} {xff:?}");
+            assert_eq!(
+                client_ip(ip(peer), xff, &trusted),
+                ip(want),
+                "{peer} {xff:?}"
+            );
         }
         assert_eq!(client_ip(None, Some("1.2.3.4"), &trusted), None);
     }

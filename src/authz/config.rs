@@ -113,7 +113,9 @@ impl Config {
         for cidr in args.trusted_proxy_cidrs.iter().filter(|s| !s.is_empty()) {
             match parse_cidr(cidr) {
                 Some(net) => trusted_proxies.push(net),
-                None => errors.push(format!("--trusted-proxy-cidrs: {cidr:?} is not an IP network")),
+                None => errors.push(format!(
+                    "--trusted-proxy-cidrs: {cidr:?} is not an IP network"
+                )),
             }
         }
 
@@ -231,7 +233,12 @@ fn issuer_from_flags(args: &AuthzArgs, errors: &mut Vec<String>) -> Option<Issue
             claim: claim.clone(),
             prefix: args.oidc_groups_prefix.clone().unwrap_or_default(),
         });
-    if groups.is_none() && args.oidc_groups_prefix.as_deref().is_some_and(|p| !p.is_empty()) {
+    if groups.is_none()
+        && args
+            .oidc_groups_prefix
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+    {
         errors.push("--oidc-groups-prefix needs --oidc-groups-claim".to_owned());
     }
     Some(IssuerConfig {
@@ -402,7 +409,10 @@ pub fn parse_authentication_config(text: &str) -> Result<Vec<IssuerConfig>, Vec<
         ));
     }
     if doc.kind != "AuthenticationConfiguration" {
-        errors.push(format!("kind {:?}: want AuthenticationConfiguration", doc.kind));
+        errors.push(format!(
+            "kind {:?}: want AuthenticationConfiguration",
+            doc.kind
+        ));
     }
     if doc.anonymous.is_some() {
         errors.push("anonymous: not applicable to an impersonating proxy; remove it".to_owned());
@@ -415,7 +425,10 @@ pub fn parse_authentication_config(text: &str) -> Result<Vec<IssuerConfig>, Vec<
     for (i, jwt) in doc.jwt.iter().enumerate() {
         let at = format!("jwt[{i}]");
         if !seen.insert(jwt.issuer.url.clone()) {
-            errors.push(format!("{at}.issuer.url {:?}: duplicate issuer", jwt.issuer.url));
+            errors.push(format!(
+                "{at}.issuer.url {:?}: duplicate issuer",
+                jwt.issuer.url
+            ));
         }
         if let Some(issuer) = structured_issuer(jwt, &at, &mut errors) {
             issuers.push(issuer);
@@ -443,11 +456,15 @@ fn structured_issuer(
             errors.push(format!("{at}.issuer.discoveryURL: {e}"));
         }
         if d.trim_end_matches('/') == iss.url.trim_end_matches('/') {
-            errors.push(format!("{at}.issuer.discoveryURL: must differ from issuer.url"));
+            errors.push(format!(
+                "{at}.issuer.discoveryURL: must differ from issuer.url"
+            ));
         }
     }
     if iss.audiences.is_empty() || iss.audiences.iter().any(String::is_empty) {
-        errors.push(format!("{at}.issuer.audiences: at least one non-empty audience is required"));
+        errors.push(format!(
+            "{at}.issuer.audiences: at least one non-empty audience is required"
+        ));
     }
     match iss.audience_match_policy.as_deref() {
         None | Some("") if iss.audiences.len() <= 1 => {}
@@ -457,13 +474,20 @@ fn structured_issuer(
         )),
     }
     if iss.egress_selector_type.is_some() {
-        errors.push(format!("{at}.issuer.egressSelectorType: not applicable outside the apiserver"));
+        errors.push(format!(
+            "{at}.issuer.egressSelectorType: not applicable outside the apiserver"
+        ));
     }
-    let ca_pem = iss.certificate_authority.as_ref().map(|pem| pem.as_bytes().to_vec());
-    if let Some(pem) = &ca_pem {
-        if crate::tls::certs_from_pem(pem).is_none() {
-            errors.push(format!("{at}.issuer.certificateAuthority: no PEM certificate found"));
-        }
+    let ca_pem = iss
+        .certificate_authority
+        .as_ref()
+        .map(|pem| pem.as_bytes().to_vec());
+    if let Some(pem) = &ca_pem
+        && crate::tls::certs_from_pem(pem).is_none()
+    {
+        errors.push(format!(
+            "{at}.issuer.certificateAuthority: no PEM certificate found"
+        ));
     }
 
     let mut required_claims = Vec::new();
@@ -484,7 +508,9 @@ fn structured_issuer(
         errors.push(format!("{at}.userValidationRules: {CEL_UNSUPPORTED}"));
     }
     if !jwt.claim_mappings.extra.is_empty() {
-        errors.push(format!("{at}.claimMappings.extra: valueExpression is CEL; {CEL_UNSUPPORTED}"));
+        errors.push(format!(
+            "{at}.claimMappings.extra: valueExpression is CEL; {CEL_UNSUPPORTED}"
+        ));
     }
 
     let username = match &jwt.claim_mappings.username {
@@ -501,8 +527,13 @@ fn structured_issuer(
         .and_then(|m| prefixed(m, &format!("{at}.claimMappings.groups"), true, errors));
     let uid_claim = match &jwt.claim_mappings.uid {
         None => None,
-        Some(ClaimOrExpression { expression: Some(_), .. }) => {
-            errors.push(format!("{at}.claimMappings.uid.expression: {CEL_UNSUPPORTED}"));
+        Some(ClaimOrExpression {
+            expression: Some(_),
+            ..
+        }) => {
+            errors.push(format!(
+                "{at}.claimMappings.uid.expression: {CEL_UNSUPPORTED}"
+            ));
             None
         }
         Some(ClaimOrExpression { claim, .. }) => claim.clone().filter(|c| !c.is_empty()),
@@ -573,7 +604,11 @@ mod tests {
             ("email", Some(""), ""),
         ];
         for (claim, flag, want) in cases {
-            assert_eq!(legacy_username_prefix(iss, claim, flag), want, "{claim} {flag:?}");
+            assert_eq!(
+                legacy_username_prefix(iss, claim, flag),
+                want,
+                "{claim} {flag:?}"
+            );
         }
     }
 
@@ -605,8 +640,17 @@ jwt:
         let issuers = parse_authentication_config(GOOD).unwrap();
         assert_eq!(issuers.len(), 2);
         assert_eq!(issuers[0].audiences, ["kube", "other"]);
-        assert_eq!(issuers[0].required_claims, [("hd".into(), "example.com".into())]);
-        assert_eq!(issuers[0].username, ClaimMapping { claim: "email".into(), prefix: "banyan:".into() });
+        assert_eq!(
+            issuers[0].required_claims,
+            [("hd".into(), "example.com".into())]
+        );
+        assert_eq!(
+            issuers[0].username,
+            ClaimMapping {
+                claim: "email".into(),
+                prefix: "banyan:".into()
+            }
+        );
         assert_eq!(issuers[0].uid_claim.as_deref(), Some("sub"));
         assert_eq!(issuers[0].signing_algs.len(), 9);
         assert_eq!(issuers[1].url, "https://b.example.com/");
@@ -633,13 +677,25 @@ jwt:
         let all = errs.join("\n");
         assert!(all.contains("jwt[0].issuer.url"), "{all}");
         assert!(all.contains("jwt[0].issuer.audiences"), "{all}");
-        assert!(all.contains("claimValidationRules[0].expression: CEL"), "{all}");
-        assert!(all.contains("claimMappings.username.prefix: required"), "{all}");
-        assert!(all.contains("claimMappings.groups.expression: CEL"), "{all}");
+        assert!(
+            all.contains("claimValidationRules[0].expression: CEL"),
+            "{all}"
+        );
+        assert!(
+            all.contains("claimMappings.username.prefix: required"),
+            "{all}"
+        );
+        assert!(
+            all.contains("claimMappings.groups.expression: CEL"),
+            "{all}"
+        );
 
         let unknown = GOOD.replace("audienceMatchPolicy", "audienceMatchPolcy");
         let errs = parse_authentication_config(&unknown).unwrap_err();
-        assert!(errs[0].contains("unknown field `audienceMatchPolcy`"), "{errs:?}");
+        assert!(
+            errs[0].contains("unknown field `audienceMatchPolcy`"),
+            "{errs:?}"
+        );
 
         let wrong_version = GOOD.replace("v1beta1", "v1alpha9");
         assert!(parse_authentication_config(&wrong_version).is_err());

@@ -83,12 +83,11 @@ pub fn map_claims(
     };
 
     let mut extra = BTreeMap::new();
-    if opts.credential_id_extra {
-        if let Some(Value::String(jti)) = claims.get("jti") {
-            if !jti.is_empty() {
-                extra.insert(CREDENTIAL_ID_EXTRA.to_owned(), vec![format!("JTI={jti}")]);
-            }
-        }
+    if opts.credential_id_extra
+        && let Some(Value::String(jti)) = claims.get("jti")
+        && !jti.is_empty()
+    {
+        extra.insert(CREDENTIAL_ID_EXTRA.to_owned(), vec![format!("JTI={jti}")]);
     }
 
     let identity = Identity {
@@ -117,9 +116,8 @@ impl Identity {
     /// Whether every value can travel as an HTTP header value: no control
     /// characters (CR and LF above all), no leading or trailing blanks.
     pub fn is_header_safe(&self) -> bool {
-        let ok = |v: &str| {
-            !v.bytes().any(|b| b < 0x20 || b == 0x7f) && v.trim_matches([' ', '\t']) == v
-        };
+        let ok =
+            |v: &str| !v.bytes().any(|b| b < 0x20 || b == 0x7f) && v.trim_matches([' ', '\t']) == v;
         ok(&self.user)
             && self.uid.as_deref().is_none_or(ok)
             && self.groups.iter().all(|g| ok(g))
@@ -199,23 +197,103 @@ mod tests {
 
     #[test]
     fn table_of_mapping_rules() {
-        type Case = (&'static str, (&'static str, &'static str), Value, Result<(&'static str, Vec<&'static str>), DenyReason>);
+        type Case = (
+            &'static str,
+            (&'static str, &'static str),
+            Value,
+            Result<(&'static str, Vec<&'static str>), DenyReason>,
+        );
         let cases: Vec<Case> = vec![
-            ("email_verified missing is accepted", ("email", ""), json!({"email": "a@x", "roles": "r"}), Ok(("a@x", vec!["g:r"]))),
-            ("email_verified false", ("email", ""), json!({"email": "a@x", "email_verified": false}), Err(DenyReason::EmailNotVerified)),
-            ("email_verified string", ("email", ""), json!({"email": "a@x", "email_verified": "true"}), Err(DenyReason::InvalidClaim)),
-            ("email_verified ignored for sub", ("sub", "p#"), json!({"sub": "u1", "email_verified": false}), Ok(("p#u1", vec![]))),
-            ("groups as string", ("sub", ""), json!({"sub": "u", "roles": "one"}), Ok(("u", vec!["g:one"]))),
-            ("groups as array", ("sub", ""), json!({"sub": "u", "roles": ["a", "b"]}), Ok(("u", vec!["g:a", "g:b"]))),
-            ("groups missing", ("sub", ""), json!({"sub": "u"}), Ok(("u", vec![]))),
-            ("groups with a number", ("sub", ""), json!({"sub": "u", "roles": ["a", 1]}), Err(DenyReason::GroupsClaim)),
-            ("groups as object", ("sub", ""), json!({"sub": "u", "roles": {"a": 1}}), Err(DenyReason::GroupsClaim)),
-            ("username missing", ("email", ""), json!({"sub": "u"}), Err(DenyReason::UsernameClaim)),
-            ("username not a string", ("sub", ""), json!({"sub": 42}), Err(DenyReason::UsernameClaim)),
-            ("username empty", ("sub", ""), json!({"sub": ""}), Err(DenyReason::UsernameClaim)),
-            ("system user refused", ("sub", ""), json!({"sub": "system:admin"}), Err(DenyReason::SystemIdentity)),
-            ("system group behind a prefix is fine", ("sub", "x:"), json!({"sub": "u", "roles": ["system:masters"]}), Ok(("x:u", vec!["g:system:masters"]))),
-            ("header injection refused", ("sub", ""), json!({"sub": "u\r\nimpersonate-group: system:masters"}), Err(DenyReason::InvalidIdentity)),
+            (
+                "email_verified missing is accepted",
+                ("email", ""),
+                json!({"email": "a@x", "roles": "r"}),
+                Ok(("a@x", vec!["g:r"])),
+            ),
+            (
+                "email_verified false",
+                ("email", ""),
+                json!({"email": "a@x", "email_verified": false}),
+                Err(DenyReason::EmailNotVerified),
+            ),
+            (
+                "email_verified string",
+                ("email", ""),
+                json!({"email": "a@x", "email_verified": "true"}),
+                Err(DenyReason::InvalidClaim),
+            ),
+            (
+                "email_verified ignored for sub",
+                ("sub", "p#"),
+                json!({"sub": "u1", "email_verified": false}),
+                Ok(("p#u1", vec![])),
+            ),
+            (
+                "groups as string",
+                ("sub", ""),
+                json!({"sub": "u", "roles": "one"}),
+                Ok(("u", vec!["g:one"])),
+            ),
+            (
+                "groups as array",
+                ("sub", ""),
+                json!({"sub": "u", "roles": ["a", "b"]}),
+                Ok(("u", vec!["g:a", "g:b"])),
+            ),
+            (
+                "groups missing",
+                ("sub", ""),
+                json!({"sub": "u"}),
+                Ok(("u", vec![])),
+            ),
+            (
+                "groups with a number",
+                ("sub", ""),
+                json!({"sub": "u", "roles": ["a", 1]}),
+                Err(DenyReason::GroupsClaim),
+            ),
+            (
+                "groups as object",
+                ("sub", ""),
+                json!({"sub": "u", "roles": {"a": 1}}),
+                Err(DenyReason::GroupsClaim),
+            ),
+            (
+                "username missing",
+                ("email", ""),
+                json!({"sub": "u"}),
+                Err(DenyReason::UsernameClaim),
+            ),
+            (
+                "username not a string",
+                ("sub", ""),
+                json!({"sub": 42}),
+                Err(DenyReason::UsernameClaim),
+            ),
+            (
+                "username empty",
+                ("sub", ""),
+                json!({"sub": ""}),
+                Err(DenyReason::UsernameClaim),
+            ),
+            (
+                "system user refused",
+                ("sub", ""),
+                json!({"sub": "system:admin"}),
+                Err(DenyReason::SystemIdentity),
+            ),
+            (
+                "system group behind a prefix is fine",
+                ("sub", "x:"),
+                json!({"sub": "u", "roles": ["system:masters"]}),
+                Ok(("x:u", vec!["g:system:masters"])),
+            ),
+            (
+                "header injection refused",
+                ("sub", ""),
+                json!({"sub": "u\r\nimpersonate-group: system:masters"}),
+                Err(DenyReason::InvalidIdentity),
+            ),
         ];
         for (name, username, c, want) in cases {
             let iss = issuer(username, Some(("roles", "g:")));
@@ -240,7 +318,10 @@ mod tests {
             refuse_system_identities: false,
             ..OPTS
         };
-        assert_eq!(map_claims(&iss, &c, allow).unwrap().groups, ["system:masters"]);
+        assert_eq!(
+            map_claims(&iss, &c, allow).unwrap().groups,
+            ["system:masters"]
+        );
     }
 
     #[test]
@@ -249,8 +330,15 @@ mod tests {
         iss.required_claims = vec![("hd".into(), "example.com".into())];
         let ok = claims(json!({"sub": "u", "hd": "example.com"}));
         assert!(map_claims(&iss, &ok, OPTS).is_ok());
-        for bad in [json!({"sub": "u"}), json!({"sub": "u", "hd": "evil.com"}), json!({"sub": "u", "hd": ["example.com"]})] {
-            assert_eq!(map_claims(&iss, &claims(bad), OPTS), Err(DenyReason::RequiredClaim));
+        for bad in [
+            json!({"sub": "u"}),
+            json!({"sub": "u", "hd": "evil.com"}),
+            json!({"sub": "u", "hd": ["example.com"]}),
+        ] {
+            assert_eq!(
+                map_claims(&iss, &claims(bad), OPTS),
+                Err(DenyReason::RequiredClaim)
+            );
         }
     }
 
@@ -259,7 +347,15 @@ mod tests {
         let mut iss = issuer(("sub", ""), None);
         iss.uid_claim = Some("oid".into());
         let c = claims(json!({"sub": "u", "oid": "1234", "jti": "j"}));
-        let id = map_claims(&iss, &c, MappingOptions { credential_id_extra: false, ..OPTS }).unwrap();
+        let id = map_claims(
+            &iss,
+            &c,
+            MappingOptions {
+                credential_id_extra: false,
+                ..OPTS
+            },
+        )
+        .unwrap();
         assert_eq!(id.uid.as_deref(), Some("1234"));
         assert!(id.extra.is_empty());
         let bad = claims(json!({"sub": "u", "oid": 5}));

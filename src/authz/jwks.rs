@@ -149,7 +149,11 @@ impl IssuerKeys {
         };
         match discovery.get("issuer").and_then(Value::as_str) {
             Some(i) if i == self.issuer => {}
-            Some(_) => return Err(invalid("issuer in discovery does not match the configured issuer")),
+            Some(_) => {
+                return Err(invalid(
+                    "issuer in discovery does not match the configured issuer",
+                ));
+            }
             None => return Err(invalid("discovery document has no issuer")),
         }
         let jwks_uri = discovery
@@ -157,19 +161,21 @@ impl IssuerKeys {
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("discovery document has no jwks_uri"))?;
         let jwks = self.get_json(jwks_uri).await?;
-        let list = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| JwksError::Invalid {
-                url: jwks_uri.to_owned(),
-                reason: "no keys array".to_owned(),
-            })?;
+        let list =
+            jwks.get("keys")
+                .and_then(Value::as_array)
+                .ok_or_else(|| JwksError::Invalid {
+                    url: jwks_uri.to_owned(),
+                    reason: "no keys array".to_owned(),
+                })?;
         let mut keys = Vec::new();
         for jwk in list.iter().take(MAX_KEYS) {
             match VerifyingKey::from_jwk(jwk) {
                 Ok(Some(k)) => keys.push(k),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(issuer = %self.issuer, error = %e, "skipping unusable key"),
+                Err(e) => {
+                    tracing::warn!(issuer = %self.issuer, error = %e, "skipping unusable key")
+                }
             }
         }
         if keys.is_empty() {
@@ -197,13 +203,17 @@ impl IssuerKeys {
             .content_length()
             .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
         {
-            return Err(JwksError::TooLarge { url: url.to_owned() });
+            return Err(JwksError::TooLarge {
+                url: url.to_owned(),
+            });
         }
         let mut resp = resp;
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(fetch)? {
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(JwksError::TooLarge { url: url.to_owned() });
+                return Err(JwksError::TooLarge {
+                    url: url.to_owned(),
+                });
             }
             body.extend_from_slice(&chunk);
         }

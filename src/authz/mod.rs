@@ -78,7 +78,8 @@ pub async fn serve(
 ) -> Result<(), RunError> {
     let mut registry = Registry::default();
     let metrics = AuthzMetrics::register(&mut registry);
-    let authorizer = Arc::new(Authorizer::new(&config, upstream.clone(), metrics).map_err(RunError::Config)?);
+    let authorizer =
+        Arc::new(Authorizer::new(&config, upstream.clone(), metrics).map_err(RunError::Config)?);
     let shutdown = Shared::new(shutdown);
 
     // Background work lives as long as the servers; dropping the set aborts it.
@@ -123,7 +124,9 @@ pub async fn serve(
     });
     let grpc_server = tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(AuthorizationServer::new(CheckService(Arc::clone(&authorizer))))
+        .add_service(AuthorizationServer::new(CheckService(Arc::clone(
+            &authorizer,
+        ))))
         .serve_with_incoming_shutdown(incoming, shutdown.wait());
 
     let ready = {

@@ -30,13 +30,20 @@ pub struct TokenReviewer {
 
 impl TokenReviewer {
     pub fn new(cfg: &PassthroughConfig, upstream: UpstreamToken) -> Result<Self, String> {
-        let ca = std::fs::read(&cfg.apiserver_ca_file)
-            .map_err(|e| format!("--apiserver-ca-file {}: {e}", cfg.apiserver_ca_file.display()))?;
+        let ca = std::fs::read(&cfg.apiserver_ca_file).map_err(|e| {
+            format!(
+                "--apiserver-ca-file {}: {e}",
+                cfg.apiserver_ca_file.display()
+            )
+        })?;
         let client = crate::tls::https_client(Some(&ca), REVIEW_TIMEOUT)
             .map_err(|e| format!("--apiserver-ca-file: {e}"))?;
         Ok(TokenReviewer {
             client,
-            url: format!("{}/apis/authentication.k8s.io/v1/tokenreviews", cfg.apiserver_url),
+            url: format!(
+                "{}/apis/authentication.k8s.io/v1/tokenreviews",
+                cfg.apiserver_url
+            ),
             audiences: cfg.audiences.clone(),
             upstream,
             answers: Cache::builder()

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
-use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{
     CheckResponse, DeniedHttpResponse, OkHttpResponse,
 };
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -91,7 +91,10 @@ pub fn allow(
     request_extras: &[(&str, &str)],
 ) -> CheckResponse {
     let mut headers = Vec::with_capacity(3);
-    headers.push(overwrite("authorization", &format!("Bearer {upstream_token}")));
+    headers.push(overwrite(
+        "authorization",
+        &format!("Bearer {upstream_token}"),
+    ));
     headers.push(overwrite("impersonate-user", &identity.user));
     if let Some(uid) = &identity.uid {
         headers.push(overwrite("impersonate-uid", uid));
@@ -103,7 +106,10 @@ pub fn allow(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for (k, v) in request_extras {
-        extra.entry((*k).to_owned()).or_default().push((*v).to_owned());
+        extra
+            .entry((*k).to_owned())
+            .or_default()
+            .push((*v).to_owned());
     }
 
     let mut fields = HashMap::with_capacity(7);
@@ -234,7 +240,10 @@ mod tests {
             extra_header_name("authentication.kubernetes.io/credential-id"),
             "impersonate-extra-authentication.kubernetes.io%2fcredential-id"
         );
-        assert_eq!(extra_header_name("remote-client-ip"), "impersonate-extra-remote-client-ip");
+        assert_eq!(
+            extra_header_name("remote-client-ip"),
+            "impersonate-extra-remote-client-ip"
+        );
         assert_eq!(extra_header_name("a%b c"), "impersonate-extra-a%25b%20c");
         assert_eq!(extra_header_name("ünï"), "impersonate-extra-%c3%bcn%c3%af");
     }
@@ -259,7 +268,11 @@ mod tests {
             got,
             vec![
                 ("authorization".into(), "Bearer sa-token".into(), ow),
-                ("impersonate-user".into(), "banyan:alice@example.com".into(), ow),
+                (
+                    "impersonate-user".into(),
+                    "banyan:alice@example.com".into(),
+                    ow
+                ),
                 ("impersonate-uid".into(), "u-1".into(), ow),
             ]
         );
@@ -276,13 +289,20 @@ mod tests {
             _ => panic!("not a list"),
         };
         assert_eq!(as_list(&md["groups"]), ["banyan:a", "banyan:b"]);
-        let Some(Kind::StructValue(ie)) = &md["impersonate_extra"].kind else { panic!() };
+        let Some(Kind::StructValue(ie)) = &md["impersonate_extra"].kind else {
+            panic!()
+        };
         assert_eq!(
             as_list(&ie.fields["impersonate-extra-authentication.kubernetes.io%2fcredential-id"]),
             ["JTI=x"]
         );
-        assert_eq!(as_list(&ie.fields["impersonate-extra-remote-client-ip"]), ["10.0.0.1"]);
-        let Some(Kind::StringValue(mode)) = &md["mode"].kind else { panic!() };
+        assert_eq!(
+            as_list(&ie.fields["impersonate-extra-remote-client-ip"]),
+            ["10.0.0.1"]
+        );
+        let Some(Kind::StringValue(mode)) = &md["mode"].kind else {
+            panic!()
+        };
         assert_eq!(mode, "impersonate");
     }
 
@@ -295,8 +315,10 @@ mod tests {
         ] {
             let resp = deny(reason);
             assert_ne!(resp.status.as_ref().unwrap().code, 0);
-            let Some(HttpResponse::DeniedResponse(d)) = &resp.http_response else { panic!() };
-            assert_eq!(d.status.as_ref().unwrap().code, i32::from(code));
+            let Some(HttpResponse::DeniedResponse(d)) = &resp.http_response else {
+                panic!()
+            };
+            assert_eq!(d.status.as_ref().unwrap().code, code);
             let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
             assert_eq!(body["kind"], "Status");
             assert_eq!(body["apiVersion"], "v1");

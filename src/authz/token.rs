@@ -28,10 +28,11 @@ impl<'a> InboundRequest<'a> {
     /// Every header as (lowercase name, value), from whichever of the two
     /// encodings Envoy filled.
     pub fn headers(self) -> impl Iterator<Item = (&'a str, Cow<'a, str>)> {
-        let plain = self
-            .http
-            .into_iter()
-            .flat_map(|h| h.headers.iter().map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str()))));
+        let plain = self.http.into_iter().flat_map(|h| {
+            h.headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+        });
         let raw = self
             .http
             .and_then(|h| h.header_map.as_ref())
@@ -58,9 +59,8 @@ impl<'a> InboundRequest<'a> {
 
     /// Whether any `impersonate-*` header is present, in any case.
     pub fn has_impersonation_header(self) -> bool {
-        self.headers().any(|(k, _)| {
-            k.len() >= 12 && k.as_bytes()[..12].eq_ignore_ascii_case(b"impersonate-")
-        })
+        self.headers()
+            .any(|(k, _)| k.len() >= 12 && k.as_bytes()[..12].eq_ignore_ascii_case(b"impersonate-"))
     }
 
     pub fn method(self) -> &'a str {

@@ -49,7 +49,9 @@ impl UpstreamToken {
     /// Re-reads the file if its modification time changed. A file that
     /// became unreadable keeps the last good token (and is logged).
     pub fn reload_if_changed(&self) {
-        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let mtime = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
         let known = match self.state.read() {
             Ok(s) => s.1,
             Err(p) => p.into_inner().1,
@@ -85,7 +87,11 @@ fn read(path: &Path) -> Result<(Arc<str>, Option<SystemTime>), UpstreamTokenErro
         source,
     })?;
     let token = text.trim();
-    if token.is_empty() || token.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if token.is_empty()
+        || token
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err(UpstreamTokenError::Invalid {
             path: path.display().to_string(),
         });
@@ -110,7 +116,12 @@ mod tests {
         std::fs::write(&path, "second").unwrap();
         // Force a visible change even on coarse mtime filesystems.
         let later = SystemTime::now() + Duration::from_secs(5);
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
         t.reload_if_changed();
         assert_eq!(&*t.current(), "second");
 

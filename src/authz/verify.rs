@@ -282,7 +282,8 @@ pub fn parse(token: &str) -> Result<ParsedToken<'_>, DenyReason> {
         return Err(DenyReason::MalformedToken);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(DenyReason::MalformedToken);
     };
@@ -348,10 +349,10 @@ impl ParsedToken<'_> {
             if !key.fits(self.alg) {
                 continue;
             }
-            if let Some(kid) = &self.kid {
-                if key.kid.as_deref() != Some(kid.as_str()) {
-                    continue;
-                }
+            if let Some(kid) = &self.kid
+                && key.kid.as_deref() != Some(kid.as_str())
+            {
+                continue;
             }
             tried = true;
             if key.verify(self.alg, self.signing_input.as_bytes(), self.signature) {
@@ -400,10 +401,10 @@ pub fn check_registered_claims(
     if now >= exp {
         return Err(DenyReason::Expired);
     }
-    if let Some(v) = claims.get("nbf") {
-        if now + NBF_LEEWAY_SECS < numeric_date(v)? {
-            return Err(DenyReason::NotYetValid);
-        }
+    if let Some(v) = claims.get("nbf")
+        && now + NBF_LEEWAY_SECS < numeric_date(v)?
+    {
+        return Err(DenyReason::NotYetValid);
     }
     if let Some(v) = claims.get("iat") {
         numeric_date(v)?;

@@ -13,5 +13,7 @@ pub async fn run(
     _args: CseArgs,
     _shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    Err(RunError::Runtime(anyhow::anyhow!("stand-in-cse: not built yet")))
+    Err(RunError::Runtime(anyhow::anyhow!(
+        "stand-in-cse: not built yet"
+    )))
 }

@@ -6,4 +6,5 @@ pub mod apiserver;
 pub mod certs;
 pub mod cse;
 pub mod demo;
+pub mod https;
 pub mod issuer;
