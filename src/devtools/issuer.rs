@@ -336,8 +336,22 @@ fn generate_key(alg: SigningAlg, kid: &str, rsa_pem: Option<&str>) -> anyhow::Re
             jwt(EncodingKey::from_ec_pem(pem.as_bytes())?, Algorithm::ES384)
         }
         SigningAlg::EdDSA => {
-            let pem = KeyPair::generate_for(&rcgen::PKCS_ED25519)?.serialize_pem();
-            jwt(EncodingKey::from_ed_pem(pem.as_bytes())?, Algorithm::EdDSA)
+            use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| anyhow::anyhow!("Ed25519 key generation failed"))?;
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+                .map_err(|_| anyhow::anyhow!("Ed25519 key parsing failed"))?;
+            let jwk = json!({
+                "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+            });
+            Ok(Key {
+                kid: kid.to_owned(),
+                alg,
+                signer: Signer::Jwt(EncodingKey::from_ed_der(pkcs8.as_ref()), Algorithm::EdDSA),
+                jwk,
+            })
         }
         SigningAlg::ES512 => {
             use aws_lc_rs::signature::{
