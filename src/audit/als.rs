@@ -300,10 +300,10 @@ fn source_ips(
             _ => None,
         })
         .map(|ip| ip.to_string());
-    if let Some(peer) = peer {
-        if !ips.contains(&peer) {
-            ips.push(peer);
-        }
+    if let Some(peer) = peer
+        && !ips.contains(&peer)
+    {
+        ips.push(peer);
     }
     ips
 }

@@ -148,10 +148,10 @@ impl CseClient {
 
     async fn access_token(&self) -> Result<Secret, TokenError> {
         let mut guard = self.token.lock().await;
-        if let Some(t) = guard.as_ref() {
-            if Instant::now() < t.renew_at {
-                return Ok(t.value.clone());
-            }
+        if let Some(t) = guard.as_ref()
+            && Instant::now() < t.renew_at
+        {
+            return Ok(t.value.clone());
         }
         let fresh = self.exchange().await?;
         let value = fresh.value.clone();

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the forwarder. Labels are few and fixed: the
 //! source an event came from, the reason it was dropped or retried.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -9,7 +9,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Where an event entered the forwarder.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Source {
     /// The audit webhook (apiserver or kube-oidc-proxy).
     Webhook,
@@ -20,7 +20,7 @@ pub enum Source {
 }
 
 /// Why events were dropped. Every drop is counted under one of these.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum DropReason {
     /// The buffer held `--audit-batch-buffer-size` events (or its byte cap).
     BufferFull,
@@ -33,7 +33,7 @@ pub enum DropReason {
 }
 
 /// Why a batch was retried.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum RetryReason {
     /// 408, 429 or a 5xx other than 501.
     Status,
@@ -43,6 +43,39 @@ pub enum RetryReason {
     Transport,
     /// The refresh-token exchange itself failed.
     Token,
+}
+
+/// Label values are the snake_case codes below, stable for dashboards.
+macro_rules! label_values {
+    ($($ty:ident { $($variant:ident => $code:literal),+ $(,)? })+) => {$(
+        impl $ty {
+            /// The fixed code used as label value and in logs.
+            pub fn code(self) -> &'static str {
+                match self { $($ty::$variant => $code),+ }
+            }
+        }
+        impl EncodeLabelValue for $ty {
+            fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.code())
+            }
+        }
+    )+};
+}
+
+label_values! {
+    Source { Webhook => "webhook", Envoy => "envoy", Spool => "spool" }
+    DropReason {
+        BufferFull => "buffer_full",
+        TooLarge => "too_large",
+        Rejected => "rejected",
+        Shutdown => "shutdown",
+    }
+    RetryReason {
+        Status => "status",
+        Unauthorized => "unauthorized",
+        Transport => "transport",
+        Token => "token",
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -75,7 +75,18 @@ pub async fn run(
             )));
         }
     };
-    serve(config, Listeners { webhook, als, http }, shutdown).await
+    serve(config, Listeners { webhook, als, http }, shutdown)
+        .await
+        .map(|_| ())
+}
+
+/// What became of the events still undelivered when the grace period ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Written to the spool for the next start.
+    pub spooled: u64,
+    /// Lost (no spool, or the spool could not be written), and counted.
+    pub dropped: u64,
 }
 
 /// Serves on already-bound listeners until `shutdown` completes; then stops
@@ -85,7 +96,7 @@ pub async fn serve(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
+) -> Result<DrainReport, RunError> {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let registry = Arc::new(registry);
@@ -194,11 +205,15 @@ pub async fn serve(
             buffer.take_all()
         }
     };
-    keep_leftover(config.spool_dir.as_deref(), leftover, &metrics).await;
+    let report = keep_leftover(config.spool_dir.as_deref(), leftover, &metrics).await;
     let _ = ops_stop_tx.send(());
     let _ = ops.await;
-    tracing::info!("audit forwarder stopped");
-    Ok(())
+    tracing::info!(
+        spooled = report.spooled,
+        dropped = report.dropped,
+        "audit forwarder stopped"
+    );
+    Ok(report)
 }
 
 async fn until_draining(mut draining: watch::Receiver<bool>) {
@@ -261,9 +276,13 @@ async fn reload_spool(dir: std::path::PathBuf, buffer: &Arc<Buffer>) {
 
 /// Events still undelivered at the end of the grace period go to the spool;
 /// without one (or if writing fails) they are counted as dropped.
-async fn keep_leftover(dir: Option<&std::path::Path>, leftover: Vec<Item>, metrics: &Metrics) {
+async fn keep_leftover(
+    dir: Option<&std::path::Path>,
+    leftover: Vec<Item>,
+    metrics: &Metrics,
+) -> DrainReport {
     if leftover.is_empty() {
-        return;
+        return DrainReport::default();
     }
     let n = leftover.len() as u64;
     if let Some(dir) = dir {
@@ -276,7 +295,10 @@ async fn keep_leftover(dir: Option<&std::path::Path>, leftover: Vec<Item>, metri
                     file = %path.map(|p| p.display().to_string()).unwrap_or_default(),
                     "undelivered audit events spooled for the next start"
                 );
-                return;
+                return DrainReport {
+                    spooled: n,
+                    dropped: 0,
+                };
             }
             Ok(Err(e)) => tracing::error!(error = %e, "cannot spool undelivered audit events"),
             Err(e) => tracing::error!(error = %e, "cannot spool undelivered audit events"),
@@ -287,4 +309,8 @@ async fn keep_leftover(dir: Option<&std::path::Path>, leftover: Vec<Item>, metri
         events = n,
         "audit events undelivered at the end of the shutdown grace period were dropped"
     );
+    DrainReport {
+        spooled: 0,
+        dropped: n,
+    }
 }

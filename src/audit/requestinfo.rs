@@ -87,12 +87,10 @@ pub fn resolve(method: &str, request_uri: &str) -> RequestInfo {
         .to_owned();
     }
 
-    if rest[0] == "namespaces" {
-        if rest.len() > 1 {
-            info.namespace = rest[1].to_owned();
-            if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
-                rest = &rest[2..];
-            }
+    if rest[0] == "namespaces" && rest.len() > 1 {
+        info.namespace = rest[1].to_owned();
+        if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
+            rest = &rest[2..];
         }
     }
 
@@ -109,10 +107,10 @@ pub fn resolve(method: &str, request_uri: &str) -> RequestInfo {
     if info.name.is_empty() && info.verb == "get" {
         let params = ListParams::parse(query);
         info.verb = if params.watch { "watch" } else { "list" }.to_owned();
-        if let Some(name) = params.field_selector_name {
-            if is_valid_path_segment_name(&name) {
-                info.name = name;
-            }
+        if let Some(name) = params.field_selector_name
+            && is_valid_path_segment_name(&name)
+        {
+            info.name = name;
         }
     }
     if info.name.is_empty() && info.verb == "delete" {
