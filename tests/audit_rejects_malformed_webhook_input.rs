@@ -48,7 +48,15 @@ async fn bad_input_is_refused_with_a_reason_and_good_input_still_flows() {
     let huge = vec![b' '; 70 * 1024];
 
     // (case, method, content type, body, status, text the message must contain)
-    let table: Vec<(&str, &str, &str, Vec<u8>, u16, &str)> = vec![
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
+    let table: Vec<Case> = vec![
         (
             "not json",
             "POST",
