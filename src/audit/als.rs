@@ -40,6 +40,9 @@ pub const REQUEST_ID_ANNOTATION: &str = "audit.kube-oidc-authz.io/envoy-request-
 /// Annotation with the authz service's mode (`impersonate`, `passthrough`).
 pub const MODE_ANNOTATION: &str = "audit.kube-oidc-authz.io/mode";
 
+/// While draining, a stream idle this long is ended.
+const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The access log service.
 #[derive(Debug, Clone)]
 pub struct AlsService {
@@ -109,24 +112,29 @@ impl AccessLogService for AlsService {
     ) -> Result<tonic::Response<StreamAccessLogsResponse>, tonic::Status> {
         let mut stream = request.into_inner();
         let mut draining = self.draining.clone();
+        let ended = || Ok(tonic::Response::new(StreamAccessLogsResponse {}));
         loop {
-            if *draining.borrow_and_update() {
-                // Ending the stream makes Envoy open a new one, to the
-                // next forwarder if this one is going away.
-                return Ok(tonic::Response::new(StreamAccessLogsResponse {}));
-            }
-            let next = tokio::select! {
-                m = stream.message() => m,
-                changed = draining.changed() => {
-                    if changed.is_err() {
-                        return Ok(tonic::Response::new(StreamAccessLogsResponse {}));
+            let next = if *draining.borrow_and_update() {
+                // Take what Envoy has already sent, then end the stream so
+                // Envoy opens a new one, to a forwarder that is staying.
+                match tokio::time::timeout(DRAIN_IDLE, stream.message()).await {
+                    Ok(m) => m,
+                    Err(_) => return ended(),
+                }
+            } else {
+                tokio::select! {
+                    m = stream.message() => m,
+                    changed = draining.changed() => {
+                        if changed.is_err() {
+                            return ended();
+                        }
+                        continue;
                     }
-                    continue;
                 }
             };
             match next {
                 Ok(Some(message)) => self.ingest(message),
-                Ok(None) => return Ok(tonic::Response::new(StreamAccessLogsResponse {})),
+                Ok(None) => return ended(),
                 Err(status) => {
                     tracing::debug!(code = ?status.code(), "access-log stream ended with an error");
                     return Err(status);
