@@ -129,6 +129,7 @@ fn als_entry(i: usize) -> HttpAccessLogEntry {
 
 struct Running {
     cse: StandInCse,
+    _cse_stop: tokio::sync::oneshot::Sender<()>,
     webhook: String,
     als: String,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -136,10 +137,15 @@ struct Running {
 }
 
 async fn start() -> Running {
+    let (cse_stop, cse_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut options = CseOptions::new("bench");
+    options.retain_batches = false;
     let cse = StandInCse::spawn(
         TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        CseOptions::new("bench"),
-        std::future::pending(),
+        options,
+        async {
+            let _ = cse_stopped.await;
+        },
     )
     .unwrap();
     let mut config = Config::new(
@@ -151,7 +157,10 @@ async fn start() -> Running {
     // at once, and the question is how fast events get in and out.
     config.batch.throttle_qps = 0.0;
     config.batch.max_wait = Duration::from_millis(100);
-    config.buffer_events = 20_000;
+    // Room for the whole run, so the ingest rate is measured without drops
+    // (the buffer bound itself is what the RSS figure below exercises).
+    config.buffer_events = EVENTS;
+    config.buffer_bytes = 1 << 30;
     let webhook = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let als = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -167,6 +176,7 @@ async fn start() -> Running {
     ));
     Running {
         cse,
+        _cse_stop: cse_stop,
         webhook: w,
         als: a,
         stop,

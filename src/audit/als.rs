@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{RequestMethod, address};
-use envoy_types::pb::envoy::data::accesslog::v3::HttpAccessLogEntry;
+use envoy_types::pb::envoy::data::accesslog::v3::{
+    AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties,
+};
 use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::{
     AccessLogService, AccessLogServiceServer,
 };
@@ -147,8 +149,10 @@ impl AccessLogService for AlsService {
 /// Builds the audit event the apiserver would have recorded at stage
 /// `ResponseComplete` for the request in `entry`.
 pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
-    let request = entry.request.clone().unwrap_or_default();
-    let common = entry.common_properties.clone().unwrap_or_default();
+    let default_request = HttpRequestProperties::default();
+    let default_common = AccessLogCommon::default();
+    let request = entry.request.as_ref().unwrap_or(&default_request);
+    let common = entry.common_properties.as_ref().unwrap_or(&default_common);
     let method = RequestMethod::try_from(request.request_method)
         .ok()
         .filter(|m| *m != RequestMethod::MethodUnspecified)
@@ -203,13 +207,17 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
 
     Event {
         level: "Metadata".to_owned(),
-        audit_id: uuid::Uuid::new_v4().to_string(),
+        // Random (version 4) from the thread-local generator: no system
+        // call per event.
+        audit_id: uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string(),
         stage: "ResponseComplete".to_owned(),
         request_uri: uri,
         verb: info.verb.clone(),
         user: identity.map(user_from_metadata).unwrap_or_default(),
         impersonated_user: None,
-        source_ips: source_ips(&request.forwarded_for, &common),
+        source_ips: source_ips(&request.forwarded_for, common),
         user_agent: (!request.user_agent.is_empty()).then(|| request.user_agent.clone()),
         object_ref: info.is_resource_request.then(|| ObjectReference {
             resource: info.resource,
@@ -290,10 +298,7 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
 
 /// `X-Forwarded-For` addresses first, then the peer, as the apiserver's
 /// `utilnet.SourceIPs` orders them.
-fn source_ips(
-    forwarded_for: &str,
-    common: &envoy_types::pb::envoy::data::accesslog::v3::AccessLogCommon,
-) -> Vec<String> {
+fn source_ips(forwarded_for: &str, common: &AccessLogCommon) -> Vec<String> {
     let mut ips: Vec<String> = forwarded_for
         .split(',')
         .filter_map(|s| s.trim().parse::<IpAddr>().ok())
@@ -321,9 +326,7 @@ fn source_ips(
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::{Address, Metadata, SocketAddress};
-    use envoy_types::pb::envoy::data::accesslog::v3::{
-        AccessLogCommon, HttpRequestProperties, HttpResponseProperties,
-    };
+    use envoy_types::pb::envoy::data::accesslog::v3::HttpResponseProperties;
     use envoy_types::pb::google::protobuf::{ListValue, Timestamp, UInt32Value};
 
     fn s(v: &str) -> Value {

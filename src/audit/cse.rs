@@ -127,6 +127,7 @@ impl CseClient {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("kube-oidc-authz/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(CseClient {

@@ -23,15 +23,17 @@ pub enum Verdict {
     Reject,
 }
 
-/// Classifies an HTTP status from the CSE API.
+/// Classifies an HTTP status from the CSE API. Only a definite refusal
+/// (4xx other than 401, 408 and 429; 501) gives a batch up.
 pub fn classify(status: u16) -> Verdict {
     match status {
         200..=299 => Verdict::Delivered,
         401 => Verdict::Reauthenticate,
         408 | 429 => Verdict::Retry,
-        501 => Verdict::Reject,
-        500..=599 => Verdict::Retry,
-        _ => Verdict::Reject,
+        400..=499 | 501 => Verdict::Reject,
+        // 5xx, and anything unexpected (a redirect, which is not followed
+        // so the token never goes elsewhere): keep the batch and retry.
+        _ => Verdict::Retry,
     }
 }
 
@@ -137,7 +139,8 @@ mod tests {
             (502, Verdict::Retry),
             (503, Verdict::Retry),
             (504, Verdict::Retry),
-            (302, Verdict::Reject),
+            (302, Verdict::Retry),
+            (100, Verdict::Retry),
         ];
         for (status, want) in table {
             assert_eq!(classify(status), want, "{status}");

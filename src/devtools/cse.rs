@@ -62,6 +62,9 @@ pub struct CseOptions {
     pub service_name: Option<String>,
     pub events_path: String,
     pub token_lifetime: Duration,
+    /// Keep accepted batches for [`StandInCse::batches`]; load tests turn
+    /// this off and read only the counters.
+    pub retain_batches: bool,
 }
 
 impl CseOptions {
@@ -73,6 +76,7 @@ impl CseOptions {
             service_name: None,
             events_path: "/api/v1/events".to_owned(),
             token_lifetime: Duration::from_secs(3600),
+            retain_batches: true,
         }
     }
 }
@@ -340,7 +344,9 @@ async fn post_batch(
         }
         inner.stats.accepted_batches += 1;
         inner.stats.accepted_events += n;
-        inner.batches.push(ReceivedBatch { id, body });
+        if shared.options.retain_batches {
+            inner.batches.push(ReceivedBatch { id, body });
+        }
     }
     shared.changed.notify_waiters();
     message(StatusCode::OK, "accepted")
@@ -451,6 +457,7 @@ pub async fn run(
         service_name: args.service_name,
         events_path: args.events_path,
         token_lifetime: Duration::from_secs(args.token_lifetime_seconds),
+        retain_batches: true,
     };
     let shared = Arc::new(Shared {
         options,
