@@ -92,3 +92,60 @@ async fn without_a_spool_undelivered_events_are_counted_as_dropped() {
     );
     assert_eq!(report.spooled, 0);
 }
+
+/// The real binary, a real SIGTERM: exit code 0 and nothing left behind.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_binary_delivers_everything_on_sigterm_and_exits_zero() {
+    let cse = stand_in().await;
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (webhook, als, http) = (free(), free(), free());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-oidc-authz"))
+        .args(["--log-level", "warn", "audit-forwarder"])
+        .args(["--webhook-address", &webhook.to_string()])
+        .args(["--als-address", &als.to_string()])
+        .args(["--http-address", &http.to_string()])
+        .args([
+            "--restapi-url",
+            &cse.url(),
+            "--service-name",
+            "test-cluster",
+        ])
+        .args(["--audit-batch-max-wait", "1h"])
+        .env("BNN_K8S_AUDIT_PROXY_REFRESH_TOKEN", REFRESH_TOKEN)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let ready = format!("http://{http}/readyz");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while client.get(&ready).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "forwarder did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ids = ids("bin", 50);
+    let url = format!("http://{webhook}/events/kubernetes");
+    assert_eq!(post(&url, &event_list(&ids)).await.0, 200);
+    assert_eq!(cse.stats().posts, 0, "held back by the one-hour max wait");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(delivered_ids(&cse), ids);
+}
