@@ -73,7 +73,8 @@ async fn refresh_auth_body_shape_and_control_endpoints() {
         415
     );
     // Every rule of the body shape.
-    let breakages: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Breakage = (&'static str, Box<dyn Fn(&mut Value)>);
+    let breakages: Vec<Breakage> = vec![
         ("type", Box::new(|b| b["type"] = json!("Access"))),
         ("sub_type", Box::new(|b| b["sub_type"] = json!("Pods"))),
         ("severity", Box::new(|b| b["severity"] = json!("LOUD"))),
