@@ -53,6 +53,8 @@ async fn undelivered_events_survive_a_restart_through_the_spool() {
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 1);
 
     cse.clear_script();
+    // Reloaded events are sent at once, not after another batch wait.
+    config.batch.max_wait = Duration::from_secs(3600);
     let fwd = start(config).await;
     assert!(cse.wait_for_events(30, PATIENCE).await);
     assert_eq!(delivered_ids(&cse), ids, "all of them, in order");

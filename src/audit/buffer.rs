@@ -79,7 +79,18 @@ impl Buffer {
     /// Appends events in order; those that do not fit are dropped and
     /// counted. After [`Buffer::close`] nothing is accepted.
     pub fn push(&self, source: Source, events: impl IntoIterator<Item = Box<str>>) -> Pushed {
-        let now = Instant::now();
+        self.push_arrived(source, events, Instant::now())
+    }
+
+    /// Like [`Buffer::push`], for events that arrived earlier (reloaded
+    /// from the spool): their batch is due as if they had waited here.
+    pub fn push_arrived(
+        &self,
+        source: Source,
+        events: impl IntoIterator<Item = Box<str>>,
+        arrived: Instant,
+    ) -> Pushed {
+        let now = arrived;
         let mut accepted = 0;
         let mut dropped = 0;
         {

@@ -110,7 +110,7 @@ pub async fn serve(
             .map_err(|e| RunError::Runtime(anyhow::anyhow!("cannot build the CSE client: {e}")))?,
     );
     if let Some(dir) = &config.spool_dir {
-        reload_spool(dir.clone(), &buffer).await;
+        reload_spool(dir.clone(), &buffer, config.batch.max_wait).await;
     }
 
     let (draining_tx, draining) = watch::channel(false);
@@ -225,7 +225,16 @@ async fn until_draining(mut draining: watch::Receiver<bool>) {
 }
 
 /// Loads spooled events back into the buffer, oldest first.
-async fn reload_spool(dir: std::path::PathBuf, buffer: &Arc<Buffer>) {
+async fn reload_spool(
+    dir: std::path::PathBuf,
+    buffer: &Arc<Buffer>,
+    max_wait: std::time::Duration,
+) {
+    // Spooled events already waited before the restart: send them first
+    // thing rather than after another full batch wait.
+    let arrived = Instant::now()
+        .checked_sub(max_wait)
+        .unwrap_or_else(Instant::now);
     let files = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || spool::files(&dir)).await
@@ -258,7 +267,7 @@ async fn reload_spool(dir: std::path::PathBuf, buffer: &Arc<Buffer>) {
         if bad > 0 {
             tracing::error!(file = %path.display(), lines = bad, "damaged lines in an audit spool file skipped");
         }
-        let pushed = buffer.push(Source::Spool, events);
+        let pushed = buffer.push_arrived(Source::Spool, events, arrived);
         tracing::info!(
             file = %path.display(),
             loaded = pushed.accepted,
