@@ -93,12 +93,15 @@ impl Buffer {
         let now = arrived;
         let mut accepted = 0;
         let mut dropped = 0;
+        let mut closed = 0;
         {
             let mut inner = self.lock();
             for json in events {
-                if inner.closed
-                    || inner.queue.len() >= self.max_events
-                    || inner.bytes + json.len() > self.max_bytes
+                if inner.closed {
+                    closed += 1;
+                    continue;
+                }
+                if inner.queue.len() >= self.max_events || inner.bytes + json.len() > self.max_bytes
                 {
                     dropped += 1;
                     continue;
@@ -109,12 +112,17 @@ impl Buffer {
             }
             self.set_gauges(&inner);
         }
-        self.metrics.received(source, (accepted + dropped) as u64);
+        self.metrics
+            .received(source, (accepted + dropped + closed) as u64);
         self.metrics.dropped(DropReason::BufferFull, dropped as u64);
+        self.metrics.dropped(DropReason::Shutdown, closed as u64);
         if accepted > 0 {
             self.notify.notify_one();
         }
-        Pushed { accepted, dropped }
+        Pushed {
+            accepted,
+            dropped: dropped + closed,
+        }
     }
 
     /// Puts events back at the front, in order, ignoring the limits: they
@@ -292,6 +300,8 @@ mod tests {
         assert_eq!(got, ["1", "2", "3"].map(ev));
         b.close();
         assert_eq!(b.push(Source::Webhook, ["4"].map(ev)).dropped, 1);
+        assert_eq!(b.metrics.dropped_count(DropReason::Shutdown), 1);
+        assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -28,7 +28,8 @@ pub enum DropReason {
     TooLarge,
     /// The CSE API refused the batch with a non-retryable 4xx.
     Rejected,
-    /// Still undelivered when the shutdown grace period ended, with no spool.
+    /// Arrived after the buffer closed for shutdown, or still undelivered
+    /// when the shutdown grace period ended with no spool to keep them.
     Shutdown,
 }
 
