@@ -219,9 +219,7 @@ impl Config {
             audit_spool_dir: None,
             shutdown_grace_period: Duration::from_secs(25),
         };
-        let mut config = Config::from_parts(&args, refresh_token);
-        config.cse.service_name = service_name.to_owned();
-        config
+        Config::from_parts(&args, refresh_token)
     }
 
     fn from_parts(args: &AuditArgs, refresh_token: RefreshToken) -> Config {
@@ -453,6 +451,26 @@ mod tests {
         assert_eq!(c.batch.throttle_burst, 4);
         assert_eq!(c.batch.initial_backoff, Duration::from_secs(30));
         assert!(c.limits.enabled);
+    }
+
+    #[test]
+    fn config_new_has_the_flag_defaults() {
+        let parsed = parse(&[
+            "--restapi-url",
+            "https://cse.example",
+            "--service-name",
+            "k8s",
+            "--refresh-token-file",
+            "/t",
+        ])
+        .validate()
+        .unwrap();
+        let built = Config::new(
+            "https://cse.example",
+            "k8s",
+            RefreshToken::File("/t".into()),
+        );
+        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
     }
 
     #[test]
