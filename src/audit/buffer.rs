@@ -1,0 +1,330 @@
+//! The bounded buffer between the receivers and the batcher.
+//!
+//! Receivers never wait on it: an event that does not fit is dropped at
+//! once (the newest go, as the apiserver's buffered backend does) and
+//! counted, so neither Envoy nor the apiserver is ever held up by a slow or
+//! absent CSE API. The buffer holds events already serialized, so its byte
+//! count is exactly what will be sent.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::metrics::{DropReason, Metrics, Source};
+
+/// One serialized audit event and when it arrived.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub json: Box<str>,
+    pub arrived: Instant,
+}
+
+/// How a push went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    pub accepted: usize,
+    pub dropped: usize,
+}
+
+/// What the batcher should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// Enough events, enough bytes, an old enough event, or a drain.
+    Flush,
+    /// Closed and empty: nothing more will come.
+    Done,
+}
+
+/// A bounded FIFO of serialized events.
+#[derive(Debug)]
+pub struct Buffer {
+    inner: Mutex<Inner>,
+    notify: Notify,
+    max_events: usize,
+    max_bytes: usize,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queue: VecDeque<Item>,
+    bytes: usize,
+    closed: bool,
+}
+
+impl Buffer {
+    /// A buffer of at most `max_events` events and `max_bytes` bytes.
+    pub fn new(max_events: usize, max_bytes: usize, metrics: Arc<Metrics>) -> Buffer {
+        Buffer {
+            inner: Mutex::new(Inner::default()),
+            notify: Notify::new(),
+            max_events,
+            max_bytes,
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the queue half
+        // updated (every update is a push or pop plus a counter), so a
+        // poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends events in order; those that do not fit are dropped and
+    /// counted. After [`Buffer::close`] nothing is accepted.
+    pub fn push(&self, source: Source, events: impl IntoIterator<Item = Box<str>>) -> Pushed {
+        self.push_arrived(source, events, Instant::now())
+    }
+
+    /// Like [`Buffer::push`], for events that arrived earlier (reloaded
+    /// from the spool): their batch is due as if they had waited here.
+    pub fn push_arrived(
+        &self,
+        source: Source,
+        events: impl IntoIterator<Item = Box<str>>,
+        arrived: Instant,
+    ) -> Pushed {
+        let now = arrived;
+        let mut accepted = 0;
+        let mut dropped = 0;
+        let mut closed = 0;
+        {
+            let mut inner = self.lock();
+            for json in events {
+                if inner.closed {
+                    closed += 1;
+                    continue;
+                }
+                if inner.queue.len() >= self.max_events || inner.bytes + json.len() > self.max_bytes
+                {
+                    dropped += 1;
+                    continue;
+                }
+                inner.bytes += json.len();
+                inner.queue.push_back(Item { json, arrived: now });
+                accepted += 1;
+            }
+            self.set_gauges(&inner);
+        }
+        self.metrics
+            .received(source, (accepted + dropped + closed) as u64);
+        self.metrics.dropped(DropReason::BufferFull, dropped as u64);
+        self.metrics.dropped(DropReason::Shutdown, closed as u64);
+        if accepted > 0 {
+            self.notify.notify_one();
+        }
+        Pushed {
+            accepted,
+            dropped: dropped + closed,
+        }
+    }
+
+    /// Puts events back at the front, in order, ignoring the limits: they
+    /// were already counted as accepted once.
+    pub fn requeue_front(&self, items: Vec<Item>) {
+        let mut inner = self.lock();
+        for item in items.into_iter().rev() {
+            inner.bytes += item.json.len();
+            inner.queue.push_front(item);
+        }
+        self.set_gauges(&inner);
+    }
+
+    fn set_gauges(&self, inner: &Inner) {
+        self.metrics.buffer_events.set(inner.queue.len() as i64);
+        self.metrics.buffer_bytes.set(inner.bytes as i64);
+    }
+
+    /// Stops accepting events; what is buffered stays to be drained.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_one();
+    }
+
+    /// Whether [`Buffer::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Number of buffered events.
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until a batch should be cut: `batch_events` events or
+    /// `batch_bytes` bytes are waiting, the oldest has waited `max_wait`, or
+    /// the buffer is closed (drain: flush without waiting).
+    pub async fn ready(
+        &self,
+        batch_events: usize,
+        batch_bytes: usize,
+        max_wait: Duration,
+    ) -> Ready {
+        loop {
+            let notified = self.notify.notified();
+            let deadline = {
+                let inner = self.lock();
+                match inner.queue.front() {
+                    None if inner.closed => return Ready::Done,
+                    None => None,
+                    Some(_) if inner.closed => return Ready::Flush,
+                    Some(_) if inner.queue.len() >= batch_events || inner.bytes >= batch_bytes => {
+                        return Ready::Flush;
+                    }
+                    Some(oldest) => Some(oldest.arrived + max_wait),
+                }
+            };
+            match deadline {
+                Some(deadline) if deadline <= Instant::now() => return Ready::Flush,
+                Some(deadline) => {
+                    tokio::select! {
+                        () = notified => {},
+                        () = tokio::time::sleep_until(deadline) => return Ready::Flush,
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Takes up to `max_events` events totalling at most `max_bytes` bytes
+    /// from the front (always at least one if any is waiting, so an event
+    /// larger than the ceiling still leaves, alone).
+    pub fn take(&self, max_events: usize, max_bytes: usize) -> Vec<Item> {
+        let mut inner = self.lock();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while out.len() < max_events {
+            let Some(front) = inner.queue.front() else {
+                break;
+            };
+            let len = front.json.len() + 1;
+            if !out.is_empty() && bytes + len > max_bytes {
+                break;
+            }
+            let Some(item) = inner.queue.pop_front() else {
+                break;
+            };
+            bytes += len;
+            inner.bytes -= item.json.len();
+            out.push(item);
+        }
+        self.set_gauges(&inner);
+        out
+    }
+
+    /// Empties the buffer (for the spool at shutdown).
+    pub fn take_all(&self) -> Vec<Item> {
+        let mut inner = self.lock();
+        inner.bytes = 0;
+        let out = inner.queue.drain(..).collect();
+        self.set_gauges(&inner);
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    fn buffer(max_events: usize, max_bytes: usize) -> Buffer {
+        Buffer::new(
+            max_events,
+            max_bytes,
+            Arc::new(Metrics::new(&mut Registry::default())),
+        )
+    }
+
+    fn ev(s: &str) -> Box<str> {
+        s.into()
+    }
+
+    #[test]
+    fn drops_the_newest_when_full_and_counts_them() {
+        let b = buffer(3, 1000);
+        let p = b.push(Source::Webhook, ["1", "2", "3", "4", "5"].map(ev));
+        assert_eq!(
+            p,
+            Pushed {
+                accepted: 3,
+                dropped: 2
+            }
+        );
+        assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 2);
+        let got: Vec<_> = b.take(10, 1000).into_iter().map(|i| i.json).collect();
+        assert_eq!(got, ["1", "2", "3"].map(ev));
+    }
+
+    #[test]
+    fn byte_cap_bounds_the_buffer() {
+        let b = buffer(100, 10);
+        let p = b.push(Source::Envoy, ["aaaa", "bbbb", "cccc"].map(ev));
+        assert_eq!(
+            p,
+            Pushed {
+                accepted: 2,
+                dropped: 1
+            }
+        );
+    }
+
+    #[test]
+    fn take_respects_the_byte_ceiling_but_always_takes_one() {
+        let b = buffer(100, 10_000);
+        b.push(Source::Webhook, ["aaaaaaaaaa", "bb", "cc"].map(ev));
+        assert_eq!(b.take(10, 4).len(), 1);
+        assert_eq!(b.take(10, 6).len(), 2);
+    }
+
+    #[test]
+    fn closed_buffer_refuses_and_requeue_keeps_order() {
+        let b = buffer(2, 100);
+        b.push(Source::Webhook, ["1", "2"].map(ev));
+        let taken = b.take(2, 100);
+        b.push(Source::Webhook, ["3"].map(ev));
+        b.requeue_front(taken);
+        let got: Vec<_> = b.take(10, 100).into_iter().map(|i| i.json).collect();
+        assert_eq!(got, ["1", "2", "3"].map(ev));
+        b.close();
+        assert_eq!(b.push(Source::Webhook, ["4"].map(ev)).dropped, 1);
+        assert_eq!(b.metrics.dropped_count(DropReason::Shutdown), 1);
+        assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_flushes_on_size_age_or_close() {
+        let b = buffer(100, 10_000);
+        b.push(Source::Webhook, ["1", "2"].map(ev));
+        assert_eq!(
+            b.ready(2, 10_000, Duration::from_secs(300)).await,
+            Ready::Flush
+        );
+
+        let start = Instant::now();
+        assert_eq!(
+            b.ready(5, 10_000, Duration::from_secs(300)).await,
+            Ready::Flush
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(300));
+
+        b.take(10, 10_000);
+        b.close();
+        assert_eq!(
+            b.ready(5, 10_000, Duration::from_secs(300)).await,
+            Ready::Done
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! The audit webhook: what a kube-apiserver's or kube-oidc-proxy's
+//! `--audit-webhook-config-file` backend posts, an `audit.k8s.io/v1` (or
+//! `v1beta1`) `EventList` as JSON, accepted on `POST` to any path.
+//!
+//! A request is handled whole: either every event in it is valid and the
+//! answer is 200 once they are in the buffer, or the answer is a 4xx with a
+//! Kubernetes `Status` body saying why and nothing from it is kept. Events
+//! that do not fit the full buffer are dropped and counted, never waited
+//! on; the 200 body says how many.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::buffer::Buffer;
+use super::event::{API_VERSION_V1, API_VERSION_V1BETA1, EventListIn, TypeMeta};
+use super::metrics::{DropReason, Metrics, Source};
+use super::truncate::{EncodeError, Limits, encode};
+
+#[derive(Clone)]
+struct WebhookState {
+    buffer: Arc<Buffer>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    max_body_bytes: usize,
+}
+
+/// The webhook router.
+pub fn router(
+    buffer: Arc<Buffer>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    max_body_bytes: usize,
+) -> Router {
+    Router::new().fallback(receive).with_state(WebhookState {
+        buffer,
+        metrics,
+        limits,
+        max_body_bytes,
+    })
+}
+
+async fn receive(State(state): State<WebhookState>, request: Request) -> Response {
+    match handle(&state, request).await {
+        Ok(resp) => resp,
+        Err(refusal) => {
+            if refusal.code.is_client_error() {
+                state.metrics.webhook_rejected.inc();
+            }
+            tracing::warn!(
+                code = refusal.code.as_u16(),
+                reason = refusal.reason,
+                message = %refusal.message,
+                "audit webhook request refused"
+            );
+            refusal.into_response()
+        }
+    }
+}
+
+/// A refused request, rendered as a Kubernetes `Status`.
+#[derive(Debug)]
+struct Refusal {
+    code: StatusCode,
+    reason: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code.as_u16(),
+        });
+        let mut resp = (self.code, axum::Json(body)).into_response();
+        if self.code == StatusCode::METHOD_NOT_ALLOWED {
+            resp.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        }
+        resp
+    }
+}
+
+async fn handle(state: &WebhookState, request: Request) -> Result<Response, Refusal> {
+    if request.method() != Method::POST {
+        return Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "the audit webhook accepts POST only",
+        ));
+    }
+    if let Some(ct) = request.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        if !ct.starts_with("application/json") {
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                format!("content type {ct:?} is not application/json"),
+            ));
+        }
+    }
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("request body exceeds {} bytes", state.max_body_bytes),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(Body::new(request.into_body()), state.max_body_bytes)
+        .await
+        .map_err(|e| {
+            let length_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if length_limit {
+                too_large()
+            } else {
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("cannot read the request body: {e}"),
+                )
+            }
+        })?;
+
+    let list: EventListIn = serde_json::from_slice(&body).map_err(|e| {
+        // Say what is wrong in the sender's terms: a version we do not
+        // speak is a clearer reason than the first item that fails.
+        serde_json::from_slice::<TypeMeta>(&body)
+            .ok()
+            .and_then(|meta| check_type(&meta.kind, &meta.api_version).err())
+            .unwrap_or_else(|| {
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("malformed EventList: {e}"),
+                )
+            })
+    })?;
+    check_type(&list.kind, &list.api_version)?;
+
+    let mut encoded = Vec::with_capacity(list.items.len());
+    let mut too_big = 0u64;
+    let mut truncated = 0u64;
+    for (i, event) in list.items.into_iter().enumerate() {
+        event.validate().map_err(|m| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("items[{i}]: {m}"),
+            )
+        })?;
+        match encode(event, state.limits) {
+            Ok(e) => {
+                truncated += u64::from(e.truncated);
+                encoded.push(e.json);
+            }
+            Err(EncodeError::TooLarge { size, max }) => {
+                too_big += 1;
+                tracing::error!(
+                    item = i,
+                    size,
+                    max,
+                    "audit event too large even after truncation, dropping it"
+                );
+            }
+            Err(e @ EncodeError::Serialize(_)) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("items[{i}]: {e}"),
+                ));
+            }
+        }
+    }
+    if state.buffer.is_closed() {
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "the audit forwarder is shutting down",
+        ));
+    }
+    state.metrics.truncated.inc_by(truncated);
+    state.metrics.received(Source::Webhook, too_big);
+    state.metrics.dropped(DropReason::TooLarge, too_big);
+    let pushed = state.buffer.push(Source::Webhook, encoded);
+    if pushed.dropped > 0 {
+        tracing::warn!(
+            dropped = pushed.dropped,
+            accepted = pushed.accepted,
+            "audit buffer full, dropping the newest events"
+        );
+    }
+    let body = serde_json::json!({
+        "accepted": pushed.accepted,
+        "dropped": pushed.dropped as u64 + too_big,
+    });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+fn check_type(kind: &str, api_version: &str) -> Result<(), Refusal> {
+    if api_version != API_VERSION_V1 && api_version != API_VERSION_V1BETA1 {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "unsupported apiVersion {api_version:?}: expected {API_VERSION_V1:?} or {API_VERSION_V1BETA1:?}"
+            ),
+        ));
+    }
+    if kind != "EventList" {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("unsupported kind {kind:?}: expected \"EventList\""),
+        ));
+    }
+    Ok(())
+}
