@@ -6,5 +6,6 @@ pub mod apiserver;
 pub mod certs;
 pub mod cse;
 pub mod demo;
+pub mod envoy_config;
 pub mod https;
 pub mod issuer;
