@@ -114,8 +114,17 @@ mod tests {
 
     #[test]
     fn substitutes_known_placeholders() {
-        let cases: &[(&str, &[(&str, &str)], Result<&str, RenderError>)] = &[
-            ("port: ${AUTHZ_PORT}", &[("AUTHZ_PORT", "9001")], Ok("port: 9001")),
+        type Case<'a> = (
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            Result<&'a str, RenderError>,
+        );
+        let cases: &[Case] = &[
+            (
+                "port: ${AUTHZ_PORT}",
+                &[("AUTHZ_PORT", "9001")],
+                Ok("port: 9001"),
+            ),
             (
                 "${AUTHZ_ADDRESS}:${AUTHZ_PORT}",
                 &[("AUTHZ_ADDRESS", "a"), ("AUTHZ_PORT", "1")],
@@ -133,7 +142,11 @@ mod tests {
                 &[],
                 Err(RenderError::MissingValue("AUTHZ_PORT".into())),
             ),
-            ("a ${AUTHZ_PORT", &[("AUTHZ_PORT", "1")], Err(RenderError::Unterminated(2))),
+            (
+                "a ${AUTHZ_PORT",
+                &[("AUTHZ_PORT", "1")],
+                Err(RenderError::Unterminated(2)),
+            ),
             (
                 "x",
                 &[("EXTRA", "1")],
