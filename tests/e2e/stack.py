@@ -366,13 +366,13 @@ class Stack:
         with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
             return json.loads(r.read())["token"]
 
-    def _request(self, url: str, ctx: ssl.SSLContext, method: str, headers: list[tuple[str, str]], body: bytes | None):
+    def _request(self, url: str, ctx: ssl.SSLContext, method: str, headers: list[tuple[str, str]], body: bytes | None, timeout: float = 10):
         # http.client keeps repeated header lines separate, unlike urllib.
         import http.client
         from urllib.parse import urlsplit
 
         u = urlsplit(url)
-        conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=10)
+        conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=timeout)
         try:
             conn.putrequest(method, u.path + (f"?{u.query}" if u.query else ""))
             for k, v in headers:
@@ -385,9 +385,9 @@ class Stack:
         finally:
             conn.close()
 
-    def envoy_request(self, method: str, path: str, headers: list[tuple[str, str]] | None = None, body: bytes | None = None):
+    def envoy_request(self, method: str, path: str, headers: list[tuple[str, str]] | None = None, body: bytes | None = None, timeout: float = 10):
         ctx = https_context(self.envoy_ca)
-        return self._request(f"https://127.0.0.1:{self.ports['envoy']}{path}", ctx, method, headers or [], body)
+        return self._request(f"https://127.0.0.1:{self.ports['envoy']}{path}", ctx, method, headers or [], body, timeout)
 
     def apiserver_get(self, path: str):
         ctx = https_context(self.apiserver_dir / "ca.crt")

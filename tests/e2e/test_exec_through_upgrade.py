@@ -1,0 +1,18 @@
+"""`kubectl exec` goes through Envoy's upgrade path (websocket, HTTP/1.1
+upstream) to the apiserver, which echoes stdin."""
+
+
+def test_exec_echoes_stdin(stack, admin_token):
+    kc = stack.kubeconfig_for(admin_token, "admin")
+    r = stack.run_kubectl("exec", "-i", "web", "--", "cat", kubeconfig=kc, input="hello through envoy\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello through envoy\n"
+    execs = [rec for rec in stack.recorded() if rec["path"].endswith("/pods/web/exec")]
+    assert execs and execs[-1]["status"] == 101
+    assert execs[-1]["user"]["username"] == "banyan:alice@example.com"
+
+
+def test_exec_needs_rbac(stack):
+    r = stack.run_kubectl("exec", "-i", "web", "--", "cat", input="x\n")
+    assert r.returncode != 0
+    assert 'cannot get resource "pods/exec"' in r.stderr or 'cannot create resource "pods/exec"' in r.stderr, r.stderr
