@@ -144,7 +144,8 @@ async fn repeated_group_lines_are_separate_groups_and_commas_are_not_split() {
 #[tokio::test]
 async fn refuses_what_the_apiserver_refuses() {
     let s = start().await;
-    let cases: &[(&[(&str, &str)], u16, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: &[Case] = &[
         (
             &[("impersonate-group", "system:masters")],
             500,
