@@ -104,6 +104,8 @@ def test_matches_golden(render_case, case):
         ({"envoy": {"enabled": "no"}}, "at '/envoy/enabled': got string, want boolean"),
         ({"auditProxy": {"batch": {"maxWait": "five minutes"}}}, "at '/auditProxy/batch/maxWait'"),
         ({"image": {"digest": "latest"}}, "at '/image/digest'"),
+        # Envoy takes protobuf durations: seconds only.
+        ({"envoy": {"streamIdleTimeout": "2h"}}, "at '/envoy/streamIdleTimeout'"),
     ],
 )
 def test_schema_rejects_with_readable_error(chart, values, expected):
@@ -409,7 +411,7 @@ def test_images_are_pinned(render_case):
 
 def test_config_changes_roll_the_pods(chart):
     a = render(chart, BASE).one("Deployment")["spec"]["template"]["metadata"]["annotations"]
-    b = render(chart, _merge(BASE, {"envoy": {"streamIdleTimeout": "2h"}})).one("Deployment")
+    b = render(chart, _merge(BASE, {"envoy": {"streamIdleTimeout": "7200s"}})).one("Deployment")
     b = b["spec"]["template"]["metadata"]["annotations"]
     assert a["checksum/envoy"] != b["checksum/envoy"]
     assert a["checksum/authn"] == b["checksum/authn"]
