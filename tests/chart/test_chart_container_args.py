@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import render
+from chart_helpers import render
 
 STARTUP_TIMEOUT = 30.0
 

@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import CASES, CHART_DIR, GOLDEN_DIR, ROOT, load_values, render
+from chart_helpers import CASES, CHART_DIR, GOLDEN_DIR, ROOT, load_values, render
 
 KUBERNETES_VERSION = "1.35.0"
 

@@ -18,7 +18,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import CHART_DIR, ROOT, render
+from chart_helpers import CHART_DIR, ROOT, render
 
 ISTIO_DIR = ROOT / "envoy" / "istio"
 ENVOY = os.environ.get("ENVOY_BIN") or str(ROOT / ".venv" / "bin" / "envoy")

@@ -11,9 +11,9 @@ import re
 
 import yaml
 
-from conftest import CHART_DIR
+from chart_helpers import CHART_DIR
 
-BEGIN = "<!-- values table: generated from values.yaml by tests/chart/test_readme.py -->\n"
+BEGIN = "<!-- values table: generated from values.yaml by tests/chart/test_chart_readme.py -->\n"
 END = "<!-- end of values table -->\n"
 KEY = re.compile(r"^(\s*)([A-Za-z][A-Za-z0-9_]*):(?:\s|$)")
 DOC = re.compile(r"^\s*# -- (.*)$")
