@@ -165,6 +165,7 @@ def test_authz_starts_with_the_rendered_args(chart, issuer, tmp_path, structured
     grpc, http = _free_port(), _free_port()
     values = _authz_values(issuer, grpc, http, structured)
     values["envoy"] = {"enabled": envoy}
+    values["authzService"] = {"allowAnyClient": True}
     rendered = render(chart, values)
     args = rendered.container("authz")["args"]
     _pod_files(rendered, tmp_path, issuer["ca"])

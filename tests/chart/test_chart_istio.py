@@ -61,7 +61,11 @@ def test_provider_points_at_the_charts_authz_service(chart):
     assert grpc["failOpen"] is False
     rendered = render(
         chart,
-        {"envoy": {"enabled": False}, "oidc": {"issuerUrl": "https://issuer.example.com", "clientId": "c"}},
+        {
+            "envoy": {"enabled": False},
+            "authzService": {"allowAnyClient": True},
+            "oidc": {"issuerUrl": "https://issuer.example.com", "clientId": "c"},
+        },
         name="kube-oidc-authz",
         namespace="kube-oidc-authz",
     )

@@ -154,6 +154,10 @@ def _merge(a: dict, b: dict) -> dict:
         (_merge(BASE, {"podDisruptionBudget": {"enabled": True, "maxUnavailable": 1}}), "not both"),
         (_merge(BASE, {"authz": {"httpPort": 8443}}), "container ports must differ"),
         (_merge(BASE, {"oidc": {"requiredClaims": {"groups": "a,b"}}}), "cannot hold ','"),
+        # Authz-only answers carry the proxy's token: callers must be restricted.
+        (_merge(BASE, {"envoy": {"enabled": False}}), "networkPolicy.ingressFrom, or set authzService.allowAnyClient=true"),
+        (_merge(BASE, {"envoy": {"enabled": False}, "networkPolicy": {"enabled": True}}), "authzService.allowAnyClient"),
+        (_merge(BASE, {"autoscaling": {"enabled": True}}), "autoscaling.enabled needs CPU requests"),
     ],
 )
 def test_bad_values_fail_with_the_fix(chart, values, expected):
@@ -298,12 +302,19 @@ def test_cluster_role_is_narrow_by_default(render_case):
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
     assert all(r["verbs"] == ["impersonate"] for r in role["rules"])
     assert ((("",), ("users",))) in rules and ((("",), ("groups",))) in rules
-    assert (("",), ("serviceaccounts",)) in rules
+    # System identities are refused by default, so serviceaccount usernames never need impersonating.
+    assert (("",), ("serviceaccounts",)) not in rules
     assert (("authentication.k8s.io",), ("uids",)) in rules
     assert (("authentication.k8s.io",), ("userextras/authentication.kubernetes.io/credential-id",)) in rules
     resources = [res for r in role["rules"] for res in r["resources"]]
     assert "tokenreviews" not in resources and "subjectaccessreviews" not in resources
     assert "userextras/*" not in resources
+
+
+def test_serviceaccount_impersonation_only_when_system_identities_are_allowed(chart):
+    r = render(chart, _merge(BASE, {"authz": {"refuseSystemIdentities": False}}))
+    resources = [res for rule in r.one("ClusterRole")["rules"] for res in rule["resources"]]
+    assert "serviceaccounts" in resources
 
 
 def test_cluster_role_follows_features(render_case):

@@ -203,6 +203,19 @@ problem at once.
 {{- if and $v.autoscaling.enabled (lt (int $v.autoscaling.maxReplicas) (int $v.autoscaling.minReplicas)) }}
 {{- $errs = append $errs "autoscaling.maxReplicas must be at least autoscaling.minReplicas" }}
 {{- end }}
+{{- if and (not $v.envoy.enabled) (not $v.authzService.allowAnyClient) (not (and $v.networkPolicy.enabled $v.networkPolicy.ingressFrom)) }}
+{{- $errs = append $errs "envoy.enabled=false exposes the Check service, whose answers carry the proxy's impersonating token: allow only your gateway with networkPolicy.enabled=true and networkPolicy.ingressFrom, or set authzService.allowAnyClient=true to accept the risk" }}
+{{- end }}
+{{- if $v.autoscaling.enabled }}
+{{- $containers := list (dict "name" "authz" "r" $v.authz.resources) }}
+{{- if $v.envoy.enabled }}{{ $containers = append $containers (dict "name" "envoy" "r" $v.envoy.resources) }}{{ end }}
+{{- if $v.auditProxy.serviceName }}{{ $containers = append $containers (dict "name" "auditProxy" "r" $v.auditProxy.resources) }}{{ end }}
+{{- range $containers }}
+{{- if not (dig "requests" "cpu" "" (default $v.resources .r | default dict)) }}
+{{- $errs = append $errs (printf "autoscaling.enabled needs CPU requests: set resources.requests.cpu (or %s.resources.requests.cpu)" .name) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $ports := list (int $v.authz.grpcPort) (int $v.authz.httpPort) }}
 {{- if $v.envoy.enabled }}{{ $ports = concat $ports (list (int $v.envoy.listenPort) (int $v.envoy.adminPort)) }}{{ end }}
 {{- if $v.auditProxy.serviceName }}{{ $ports = concat $ports (list (int $v.auditProxy.webhookPort) (int $v.auditProxy.httpPort) (int $v.auditProxy.alsPort)) }}{{ end }}
