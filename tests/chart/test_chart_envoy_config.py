@@ -3,6 +3,7 @@ carries the very files the project ships under envoy/."""
 
 from __future__ import annotations
 
+import base64
 import os
 import pathlib
 import re
@@ -38,32 +39,28 @@ POD_PATHS = ["/etc/kube-oidc-authz/"]
 VALUES = {"oidc": {"issuerUrl": "https://issuer.example.com", "clientId": "c"}}
 
 
-def _stand_in_certs(d: pathlib.Path) -> None:
-    """A throwaway self-signed certificate for the listener and the upstream CA."""
+def _pod_tls_files(rendered, d: pathlib.Path) -> None:
+    """The Secret the chart generated, as the pod would mount it: Envoy must
+    accept the chart's own certificate and key."""
     d.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-days", "1", "-subj", "/CN=stand-in",
-            "-keyout", str(d / "tls.key"), "-out", str(d / "tls.crt"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    shutil.copy(d / "tls.crt", d / "ca.crt")
+    secret = rendered.one("Secret", f"{rendered.fullname()}-tls")
+    for name, b64 in secret["data"].items():
+        (d / name).write_bytes(base64.b64decode(b64))
 
 
 def _materialise(rendered, root: pathlib.Path) -> pathlib.Path:
-    """Writes the rendered ConfigMap into `root` as the pod would see it, with
-    stand-in certificates, and points the config's in-pod paths there."""
+    """Writes the rendered ConfigMap and TLS Secret into `root` as the pod would
+    see them, and points the config's in-pod paths there."""
     cm = rendered.one("ConfigMap", f"{rendered.fullname()}-envoy")
     config = cm["data"]["envoy.yaml"]
     for prefix in POD_PATHS:
         config = config.replace(prefix, f"{root}/")
     (root / "envoy").mkdir(parents=True)
     (root / "envoy" / "impersonation.lua").write_text(cm["data"]["impersonation.lua"])
-    _stand_in_certs(root / "tls")
-    _stand_in_certs(root / "apiserver-ca")
+    _pod_tls_files(rendered, root / "tls")
+    # Stand-in for the cluster CA (kube-root-ca.crt): any valid certificate.
+    (root / "apiserver-ca").mkdir()
+    shutil.copy(root / "tls" / "ca.crt", root / "apiserver-ca" / "ca.crt")
     path = root / "envoy" / "envoy.yaml"
     path.write_text(config)
     return path
