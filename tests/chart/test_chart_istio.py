@@ -3,9 +3,10 @@ provider names the chart's authz Service, the policy uses that provider, the
 EnvoyFilters carry the shipped Lua filter verbatim, and the Envoy config they
 patch in is one Envoy accepts.
 
-Istio's CRD schemas are not available offline, so the Istio objects are checked
-field by field; the Envoy parts of the EnvoyFilters go through
-`envoy --mode validate`. Regenerate the inline Lua with
+Istio's CRD schemas are not available offline: the Istio objects are checked
+against structural schemas written from Istio's API reference
+(istio_schemas.py) and field by field; the Envoy parts of the EnvoyFilters go
+through `envoy --mode validate`. Regenerate the inline Lua with
 UPDATE_GOLDEN=1 .venv/bin/pytest tests/chart
 """
 
@@ -15,9 +16,11 @@ import os
 import pathlib
 import subprocess
 
+import jsonschema
 import pytest
 import yaml
 
+import istio_schemas
 from chart_helpers import CHART_DIR, ROOT, render
 
 ISTIO_DIR = ROOT / "envoy" / "istio"
@@ -51,6 +54,31 @@ def test_every_manifest_is_a_known_istio_kind():
     for d in objects:
         assert d["metadata"]["name"] and d["metadata"]["namespace"], d
         assert isinstance(d["spec"], dict)
+
+
+def test_manifests_match_the_istio_api():
+    for d in _all_objects():
+        jsonschema.validate(d, istio_schemas.BY_KIND[d["kind"]])
+    jsonschema.validate(_docs("mesh-config.yaml")[0], istio_schemas.MESH_CONFIG)
+
+
+@pytest.mark.parametrize(
+    "kind, breakage",
+    [
+        ("AuthorizationPolicy", lambda s: s.update(acton="CUSTOM")),
+        ("AuthorizationPolicy", lambda s: s.update(action="EXTERNAL")),
+        ("EnvoyFilter", lambda s: s["configPatches"][0]["patch"].update(operation="INSERT_LATER")),
+        ("VirtualService", lambda s: s["http"][0].update(timeout="forever")),
+        ("DestinationRule", lambda s: s["trafficPolicy"]["connectionPool"]["http"].update(useClientProtocl=True)),
+    ],
+)
+def test_istio_schemas_catch_mistakes(kind, breakage):
+    import copy
+
+    doc = copy.deepcopy(_by_kind(kind)[0])
+    breakage(doc["spec"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, istio_schemas.BY_KIND[kind])
 
 
 def test_provider_points_at_the_charts_authz_service(chart):
