@@ -358,6 +358,13 @@ def test_structured_authentication_config_is_mounted(render_case):
     assert not [a for a in args if a.startswith("--oidc-")]
 
 
+@pytest.mark.parametrize("prefix, flag", [(None, None), ("", None), ("-", "--oidc-username-prefix=-"), ("oidc:", "--oidc-username-prefix=oidc:")])
+def test_username_prefix_unset_keeps_the_apiserver_default(chart, prefix, flag):
+    args = render(chart, _merge(BASE, {"oidc": {"usernamePrefix": prefix}})).container("authz")["args"]
+    found = [a for a in args if a.startswith("--oidc-username-prefix")]
+    assert found == ([flag] if flag else [])
+
+
 def test_oidc_ca_pem_becomes_the_ca_file(chart):
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     r = render(chart, _merge(BASE, {"oidc": {"caPEM": pem}}))

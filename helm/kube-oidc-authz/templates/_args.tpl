@@ -26,7 +26,8 @@ exactly this list.
 {{- if $v.oidc.usernameClaim }}
 {{- $args = append $args (printf "--oidc-username-claim=%s" $v.oidc.usernameClaim) }}
 {{- end }}
-{{- if not (kindIs "invalid" $v.oidc.usernamePrefix) }}
+{{- /* Empty means unset, as with the apiserver's flag: its default prefix applies. */}}
+{{- if $v.oidc.usernamePrefix }}
 {{- $args = append $args (printf "--oidc-username-prefix=%s" (toString $v.oidc.usernamePrefix)) }}
 {{- end }}
 {{- if $v.oidc.groupsClaim }}
