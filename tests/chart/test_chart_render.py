@@ -450,3 +450,25 @@ def test_helm_test_pod_checks_readiness(render_case):
     pod = r.one("Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert pod["spec"]["containers"][0]["command"][-1] == "http://kube-oidc-authz-authz:8080/readyz"
+
+
+def test_service_monitor_scrapes_the_authz_service(render_case):
+    r = render_case("everything")
+    monitor = r.one("ServiceMonitor")
+    svc = r.one("Service", "kube-api-authz")
+    labels = svc["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in svc["spec"]["ports"]}
+    # The Envoy Service is not scraped.
+    envoy_labels = r.one("Service", "kube-api")["metadata"]["labels"]
+    assert not all(envoy_labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+
+
+def test_pdb_and_hpa_target_the_deployment(render_case):
+    r = render_case("everything")
+    deployment = r.one("Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    pdb = r.one("PodDisruptionBudget")
+    assert all(pod_labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
+    hpa = r.one("HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
