@@ -1,0 +1,147 @@
+{{/*
+Arguments of the authz container, as a YAML list. Every flag here is one the
+`kube-oidc-authz authz` command accepts; a chart test starts the binary with
+exactly this list.
+*/}}
+{{- define "kube-oidc-authz.authzArgs" -}}
+{{- $v := .Values }}
+{{- $args := list "authz" }}
+{{- $args = append $args (printf "--log-format=%s" $v.authz.logFormat) }}
+{{- $args = append $args (printf "--log-level=%s" $v.authz.logLevel) }}
+{{- if $v.authz.otlpEndpoint }}
+{{- $args = append $args (printf "--otlp-endpoint=%s" $v.authz.otlpEndpoint) }}
+{{- end }}
+{{- /* Beside Envoy the gRPC port stays on loopback: only Envoy in the same pod may ask. */}}
+{{- $grpcHost := ternary "127.0.0.1" "0.0.0.0" (and $v.envoy.enabled true) }}
+{{- $args = append $args (printf "--grpc-address=%s:%d" $grpcHost (int $v.authz.grpcPort)) }}
+{{- $args = append $args (printf "--http-address=0.0.0.0:%d" (int $v.authz.httpPort)) }}
+{{- if $v.authenticationConfig }}
+{{- $args = append $args (printf "--authentication-config=%s/authentication-config.yaml" (include "kube-oidc-authz.paths.authnDir" .)) }}
+{{- else }}
+{{- $args = append $args (printf "--oidc-issuer-url=%s" $v.oidc.issuerUrl) }}
+{{- $args = append $args (printf "--oidc-client-id=%s" (toString $v.oidc.clientId)) }}
+{{- if $v.oidc.caPEM }}
+{{- $args = append $args (printf "--oidc-ca-file=%s/oidc-ca.crt" (include "kube-oidc-authz.paths.authnDir" .)) }}
+{{- end }}
+{{- if $v.oidc.usernameClaim }}
+{{- $args = append $args (printf "--oidc-username-claim=%s" $v.oidc.usernameClaim) }}
+{{- end }}
+{{- /* Empty means unset, as with the apiserver's flag: its default prefix applies. */}}
+{{- if $v.oidc.usernamePrefix }}
+{{- $args = append $args (printf "--oidc-username-prefix=%s" (toString $v.oidc.usernamePrefix)) }}
+{{- end }}
+{{- if $v.oidc.groupsClaim }}
+{{- $args = append $args (printf "--oidc-groups-claim=%s" $v.oidc.groupsClaim) }}
+{{- end }}
+{{- if $v.oidc.groupsPrefix }}
+{{- $args = append $args (printf "--oidc-groups-prefix=%s" $v.oidc.groupsPrefix) }}
+{{- end }}
+{{- if $v.oidc.signingAlgs }}
+{{- $args = append $args (printf "--oidc-signing-algs=%s" (join "," $v.oidc.signingAlgs)) }}
+{{- end }}
+{{- range $k := keys ($v.oidc.requiredClaims | default dict) | sortAlpha }}
+{{- $args = append $args (printf "--oidc-required-claim=%s=%s" $k (toString (get $v.oidc.requiredClaims $k))) }}
+{{- end }}
+{{- end }}
+{{- $args = append $args (printf "--credential-id-extra=%t" $v.authz.credentialIdExtra) }}
+{{- $args = append $args (printf "--refuse-system-identities=%t" $v.authz.refuseSystemIdentities) }}
+{{- $args = append $args (printf "--token-passthrough=%t" $v.tokenPassthrough.enabled) }}
+{{- if and $v.tokenPassthrough.enabled $v.tokenPassthrough.audiences }}
+{{- $args = append $args (printf "--token-passthrough-audiences=%s" (join "," $v.tokenPassthrough.audiences)) }}
+{{- end }}
+{{- $args = append $args (printf "--extra-user-header-client-ip=%t" $v.extraImpersonationHeaders.clientIP) }}
+{{- if $v.extraImpersonationHeaders.headers }}
+{{- $args = append $args (printf "--extra-user-headers=%s" (toString $v.extraImpersonationHeaders.headers)) }}
+{{- end }}
+{{- if $v.authz.trustedProxyCidrs }}
+{{- $args = append $args (printf "--trusted-proxy-cidrs=%s" (join "," $v.authz.trustedProxyCidrs)) }}
+{{- end }}
+{{- $args = append $args (printf "--upstream-token-file=%s/token" (include "kube-oidc-authz.paths.saDir" .)) }}
+{{- $args = append $args (printf "--apiserver-ca-file=%s/ca.crt" (include "kube-oidc-authz.paths.saDir" .)) }}
+{{- $args = append $args (printf "--cache-max-entries=%d" (int64 $v.authz.cacheMaxEntries)) }}
+{{- $args = append $args (printf "--jwks-refresh-interval=%s" $v.authz.jwksRefreshInterval) }}
+{{- $args = append $args (printf "--jwks-min-refresh-interval=%s" $v.authz.jwksMinRefreshInterval) }}
+{{- toYaml $args }}
+{{- end }}
+
+{{/*
+Arguments of the audit forwarder container. Flags of older kube-oidc-proxy
+values files (extraArgs audit-webhook-*) override the auditProxy values.
+*/}}
+{{- define "kube-oidc-authz.auditArgs" -}}
+{{- $v := .Values }}
+{{- $a := $v.auditProxy }}
+{{- $flags := dict
+  "audit-batch-max-size" (toString $a.batch.maxSize)
+  "audit-batch-max-wait" (toString $a.batch.maxWait)
+  "audit-batch-buffer-size" (toString $a.batch.bufferSize)
+  "audit-batch-throttle-qps" (toString $a.batch.throttleQps)
+  "audit-batch-throttle-burst" (toString $a.batch.throttleBurst)
+  "audit-initial-backoff" (toString $a.initialBackoff)
+  "audit-truncate-enabled" (toString $a.truncateEnabled)
+}}
+{{- $map := include "kube-oidc-authz.extraArgsMap" . | fromYaml }}
+{{- range $k, $val := $v.extraArgs }}
+{{- $to := get $map $k }}
+{{- if $to }}{{ $_ := set $flags $to (toString $val) }}{{ end }}
+{{- end }}
+{{- $alsHost := ternary "127.0.0.1" "0.0.0.0" (and $v.envoy.enabled true) }}
+{{- $args := list "audit-forwarder" }}
+{{- $args = append $args (printf "--log-format=%s" $v.authz.logFormat) }}
+{{- $args = append $args (printf "--log-level=%s" $a.logLevel) }}
+{{- $args = append $args (printf "--webhook-address=127.0.0.1:%d" (int $a.webhookPort)) }}
+{{- $args = append $args (printf "--http-address=0.0.0.0:%d" (int $a.httpPort)) }}
+{{- $args = append $args (printf "--als-address=%s:%d" $alsHost (int $a.alsPort)) }}
+{{- $args = append $args (printf "--restapi-url=%s" $a.restapiUrl) }}
+{{- $args = append $args (printf "--service-name=%s" $a.serviceName) }}
+{{- $args = append $args (printf "--refresh-token-file=%s/refresh-token" (include "kube-oidc-authz.paths.auditDir" .)) }}
+{{- range $k := keys $flags | sortAlpha }}
+{{- $args = append $args (printf "--%s=%s" $k (get $flags $k)) }}
+{{- end }}
+{{- if $a.spoolDir }}
+{{- $args = append $args (printf "--audit-spool-dir=%s" $a.spoolDir) }}
+{{- end }}
+{{- toYaml $args }}
+{{- end }}
+
+{{/* The shipped Envoy config with its placeholders filled for this pod. */}}
+{{- define "kube-oidc-authz.envoyConfig" -}}
+{{- $v := .Values }}
+{{- $cfg := .Files.Get "files/envoy.yaml" }}
+{{- if not $cfg }}
+{{- fail "files/envoy.yaml is missing from the chart" }}
+{{- end }}
+{{- $tlsDir := include "kube-oidc-authz.paths.tlsDir" . }}
+{{- $subst := dict
+  "ENVOY_LISTEN_PORT" (toString (int $v.envoy.listenPort))
+  "ENVOY_ADMIN_PORT" (toString (int $v.envoy.adminPort))
+  "TLS_CERT_FILE" (printf "%s/tls.crt" $tlsDir)
+  "TLS_KEY_FILE" (printf "%s/tls.key" $tlsDir)
+  "TLS_WATCH_DIR" $tlsDir
+  "AUTHZ_ADDRESS" "127.0.0.1"
+  "AUTHZ_PORT" (toString (int $v.authz.grpcPort))
+  "APISERVER_ADDRESS" $v.envoy.apiserver.address
+  "APISERVER_PORT" (toString (int $v.envoy.apiserver.port))
+  "APISERVER_CA_FILE" (printf "%s/ca.crt" (include "kube-oidc-authz.paths.apiserverCaDir" .))
+  "AUDIT_ALS_ADDRESS" "127.0.0.1"
+  "AUDIT_ALS_PORT" (toString (int $v.auditProxy.alsPort))
+  "STREAM_IDLE_TIMEOUT" (toString $v.envoy.streamIdleTimeout)
+  "LUA_FILE" (printf "%s/impersonation.lua" (include "kube-oidc-authz.paths.envoyDir" .))
+}}
+{{- /* Comment lines keep their placeholders: they document the template. */}}
+{{- $out := list }}
+{{- $left := list }}
+{{- range $line := splitList "\n" $cfg }}
+{{- if not (hasPrefix "#" (trim $line)) }}
+{{- range $name := keys $subst | sortAlpha }}
+{{- $line = replace (printf "${%s}" $name) (get $subst $name) $line }}
+{{- end }}
+{{- $left = concat $left (regexFindAll "\\$\\{[A-Za-z0-9_]+\\}" $line -1) }}
+{{- end }}
+{{- $out = append $out $line }}
+{{- end }}
+{{- if $left }}
+{{- fail (printf "files/envoy.yaml uses placeholders the chart does not know: %s" (join ", " (uniq $left))) }}
+{{- end }}
+{{- join "\n" $out }}
+{{- end }}

@@ -1,0 +1,96 @@
+"""Shared helpers of the chart tests: load the chart once with the Helm v4 SDK
+and render it offline (no cluster; `lookup` finds nothing, as on a first
+install)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import helm_python as helm
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART_DIR = ROOT / "helm" / "kube-oidc-authz"
+TESTS_DIR = pathlib.Path(__file__).resolve().parent
+VALUES_DIR = TESTS_DIR / "values"
+GOLDEN_DIR = TESTS_DIR / "golden"
+
+RELEASE = "kube-oidc-authz"
+NAMESPACE = "kube-oidc-authz"
+
+# Named value sets rendered into golden files; each is a file under values/.
+CASES = ["default", "guide", "authz-only", "cert-manager", "everything"]
+
+
+def load_values(case: str) -> dict:
+    return yaml.safe_load((VALUES_DIR / f"{case}.yaml").read_text()) or {}
+
+
+@pytest.fixture(scope="session")
+def chart():
+    with helm.Chart.load(str(CHART_DIR)) as c:
+        yield c
+
+
+class Rendered:
+    """The manifests of one render, parsed, plus the NOTES text."""
+
+    def __init__(self, files: dict[str, str]):
+        self.files = files
+        self.notes = ""
+        self.docs: list[dict] = []
+        self.sources: list[tuple[str, dict]] = []
+        for path in sorted(files):
+            text = files[path]
+            if path.endswith("NOTES.txt"):
+                self.notes = text
+                continue
+            for doc in yaml.safe_load_all(text):
+                if doc:
+                    self.docs.append(doc)
+                    self.sources.append((path, doc))
+
+    def kinds(self) -> list[str]:
+        return sorted(d["kind"] for d in self.docs)
+
+    def one(self, kind: str, name: str | None = None) -> dict:
+        found = [
+            d
+            for d in self.docs
+            if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+        ]
+        assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+        return found[0]
+
+    def all(self, kind: str) -> list[dict]:
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def container(self, name: str) -> dict:
+        pod = self.one("Deployment")["spec"]["template"]["spec"]
+        for c in pod["containers"]:
+            if c["name"] == name:
+                return c
+        raise AssertionError(f"no container {name}")
+
+    def envoy_config(self) -> str:
+        return self.one("ConfigMap", f"{self.fullname()}-envoy")["data"]["envoy.yaml"]
+
+    def fullname(self) -> str:
+        return self.one("Deployment")["metadata"]["name"]
+
+
+def render(chart, values: dict, name: str = RELEASE, namespace: str = NAMESPACE) -> Rendered:
+    return Rendered(chart.render(values, name=name, namespace=namespace, is_install=True))
+
+
+@pytest.fixture(scope="session")
+def render_case(chart):
+    cache: dict[str, Rendered] = {}
+
+    def _render(case: str) -> Rendered:
+        if case not in cache:
+            cache[case] = render(chart, load_values(case))
+        return cache[case]
+
+    return _render
