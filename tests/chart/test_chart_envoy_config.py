@@ -18,11 +18,13 @@ from chart_helpers import CHART_DIR, ROOT, render
 ENVOY = os.environ.get("ENVOY_BIN") or str(ROOT / ".venv" / "bin" / "envoy")
 
 PLACEHOLDERS = {
+    "ENVOY_LISTEN_ADDRESS",
     "ENVOY_LISTEN_PORT",
     "ENVOY_ADMIN_PORT",
     "TLS_CERT_FILE",
     "TLS_KEY_FILE",
     "TLS_WATCH_DIR",
+    "SDS_TLS_FILE",
     "AUTHZ_ADDRESS",
     "AUTHZ_PORT",
     "APISERVER_ADDRESS",
@@ -57,6 +59,10 @@ def _materialise(rendered, root: pathlib.Path) -> pathlib.Path:
         config = config.replace(prefix, f"{root}/")
     (root / "envoy").mkdir(parents=True)
     (root / "envoy" / "impersonation.lua").write_text(cm["data"]["impersonation.lua"])
+    sds = cm["data"]["sds-tls.yaml"]
+    for prefix in POD_PATHS:
+        sds = sds.replace(prefix, f"{root}/")
+    (root / "envoy" / "sds-tls.yaml").write_text(sds)
     _pod_tls_files(rendered, root / "tls")
     # Stand-in for the cluster CA (kube-root-ca.crt): any valid certificate.
     (root / "apiserver-ca").mkdir()
@@ -133,7 +139,22 @@ def test_lua_filter_is_shipped_unchanged(chart):
     assert lua == (CHART_DIR / "files" / "impersonation.lua").read_text()
 
 
-@pytest.mark.parametrize("name", ["envoy.yaml", "impersonation.lua"])
+def test_sds_file_names_the_mounted_serving_certificate(chart):
+    rendered = render(chart, VALUES)
+    cm = rendered.one("ConfigMap", f"{rendered.fullname()}-envoy")
+    config = yaml.safe_load(cm["data"]["envoy.yaml"])
+    sds = yaml.safe_load(cm["data"]["sds-tls.yaml"])
+    tls = config["static_resources"]["listeners"][0]["filter_chains"][0]["transport_socket"]["typed_config"]
+    source = tls["common_tls_context"]["tls_certificate_sds_secret_configs"][0]
+    assert source["sds_config"]["path_config_source"]["path"] == "/etc/kube-oidc-authz/envoy/sds-tls.yaml"
+    secret = sds["resources"][0]
+    assert secret["name"] == source["name"]
+    assert secret["tls_certificate"]["certificate_chain"] == {"filename": "/etc/kube-oidc-authz/tls/tls.crt"}
+    assert secret["tls_certificate"]["private_key"] == {"filename": "/etc/kube-oidc-authz/tls/tls.key"}
+    assert secret["tls_certificate"]["watched_directory"] == {"path": "/etc/kube-oidc-authz/tls"}
+
+
+@pytest.mark.parametrize("name", ["envoy.yaml", "sds-tls.yaml", "impersonation.lua"])
 def test_chart_files_are_byte_identical_to_the_shipped_envoy_files(name):
     shipped = ROOT / "envoy" / name
     if not shipped.exists():

@@ -1,30 +1,70 @@
--- Adds one impersonate-group line per group and one impersonate-extra-* line
--- per extra value from the ext_authz dynamic metadata (Envoy's gRPC ext_authz
--- cannot append repeated upstream headers). Does nothing without metadata.
-local NS = "envoy.filters.http.ext_authz"
+-- kube-oidc-authz: adds the repeated impersonation headers that Envoy's
+-- gRPC ext_authz cannot add itself.
+--
+-- The authz service answers an allowed request with header mutations for the
+-- single-valued headers (Authorization, Impersonate-User, Impersonate-Uid)
+-- and puts the whole identity into the ext_authz dynamic metadata. Envoy
+-- 1.40 keeps only the last value of a repeated header mutation, so this
+-- filter, placed right after ext_authz, writes one Impersonate-Group line
+-- per group and one Impersonate-Extra-<key> line per extra value. The
+-- apiserver does not split comma-joined values: each must be its own line.
+--
+-- It never touches Authorization, Impersonate-User or Impersonate-Uid. When
+-- the metadata is absent (passthrough, or a route without ext_authz) it does
+-- nothing.
 
-function envoy_on_request(handle)
-  local md = handle:streamInfo():dynamicMetadata():get(NS)
-  if md == nil or md["mode"] ~= "impersonate" then
+local NAMESPACE = "envoy.filters.http.ext_authz"
+local EXTRA_PREFIX = "impersonate-extra-"
+
+function envoy_on_request(request_handle)
+  local metadata = request_handle:streamInfo():dynamicMetadata():get(NAMESPACE)
+  if metadata == nil or metadata["mode"] ~= "impersonate" then
     return
   end
-  local headers = handle:headers()
+
+  local headers = request_handle:headers()
+
+  -- Defence in depth: the service already refuses requests that carry any
+  -- impersonate-* header, so nothing of the client's should be left here.
   local stale = {}
   for name, _ in pairs(headers) do
     local lower = string.lower(name)
-    if lower == "impersonate-group" or string.sub(lower, 1, 18) == "impersonate-extra-" then
+    if lower == "impersonate-group" or string.sub(lower, 1, #EXTRA_PREFIX) == EXTRA_PREFIX then
       stale[#stale + 1] = lower
     end
   end
   for _, name in ipairs(stale) do
     headers:remove(name)
   end
-  for _, group in ipairs(md["groups"] or {}) do
-    headers:add("impersonate-group", group)
+
+  local groups = metadata["groups"]
+  if type(groups) == "table" then
+    for _, group in ipairs(groups) do
+      if type(group) == "string" then
+        headers:add("impersonate-group", group)
+      end
+    end
   end
-  for name, values in pairs(md["impersonate_extra"] or {}) do
-    for _, value in ipairs(values) do
-      headers:add(name, value)
+
+  local extra = metadata["impersonate_extra"]
+  if type(extra) == "table" then
+    -- Sorted so that the upstream sees the lines in a stable order.
+    local names = {}
+    for name, _ in pairs(extra) do
+      if type(name) == "string" and string.sub(name, 1, #EXTRA_PREFIX) == EXTRA_PREFIX then
+        names[#names + 1] = name
+      end
+    end
+    table.sort(names)
+    for _, name in ipairs(names) do
+      local values = extra[name]
+      if type(values) == "table" then
+        for _, value in ipairs(values) do
+          if type(value) == "string" then
+            headers:add(name, value)
+          end
+        end
+      end
     end
   end
 end
