@@ -12,6 +12,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 /// Flags shared by every subcommand.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logging and tracing (every subcommand)")]
 pub struct TelemetryArgs {
     /// Log line format.
     #[arg(long, global = true, env = "KUBE_OIDC_AUTHZ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]

@@ -33,7 +33,8 @@ pub const PLACEHOLDERS: [(&str, &str); 16] = [
 ];
 
 /// The values of the docker-compose example (`docker-compose.yaml`): the
-/// authz service and k3s are reached by their service names. The rendered
+/// authz service, the audit forwarder and k3s are reached by their
+/// service names. The rendered
 /// files are committed under `envoy/compose/` and a test keeps them equal
 /// to a fresh render.
 pub const COMPOSE_VALUES: [(&str, &str); 16] = [
@@ -52,7 +53,7 @@ pub const COMPOSE_VALUES: [(&str, &str); 16] = [
         "APISERVER_CA_FILE",
         "/etc/kube-oidc-authz/apiserver/server-ca.crt",
     ),
-    ("AUDIT_ALS_ADDRESS", "127.0.0.1"),
+    ("AUDIT_ALS_ADDRESS", "audit-forwarder"),
     ("AUDIT_ALS_PORT", "8084"),
     ("STREAM_IDLE_TIMEOUT", "3600s"),
     ("LUA_FILE", "/etc/kube-oidc-authz/envoy/impersonation.lua"),
