@@ -16,6 +16,7 @@ COMPOSE_VALUES = {
     "APISERVER_ADDRESS": "k3s",
     "APISERVER_PORT": "6443",
     "APISERVER_CA_FILE": "/etc/kube-oidc-authz/apiserver/server-ca.crt",
+    "AUDIT_ALS_ADDRESS": "audit-forwarder",
 }
 
 POD_ROOTS = ("/etc/kube-oidc-authz", "/var/run/secrets/kubernetes.io/serviceaccount")
@@ -86,6 +87,7 @@ def test_python_renderer_matches_rust_render(file):
 
 def test_compose_file_mounts_the_shipped_config():
     compose = (ROOT / "docker-compose.yaml").read_text()
+    assert "audit-forwarder:" in compose and 'command: ["audit-forwarder"]' in compose
     for path in ("./envoy/compose/envoy.yaml", "./envoy/compose/sds-tls.yaml", "./envoy/impersonation.lua"):
         assert path in compose, path
 
