@@ -54,6 +54,8 @@ pub enum LogFormat {
 /// Flushes and stops the span exporter when dropped.
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    // Flushes the log lines still queued for stderr when dropped.
+    _log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Drop for TelemetryGuard {
@@ -66,20 +68,30 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Log lines queued for the writer thread at most (bounded memory).
+const LOG_QUEUE_LINES: usize = 16_384;
+
 /// Installs the global subscriber. Errors are configuration problems.
 pub fn init(args: &TelemetryArgs) -> Result<TelemetryGuard, Vec<String>> {
     let filter = EnvFilter::try_new(&args.log_level)
         .map_err(|e| vec![format!("--log-level {:?}: {e}", args.log_level)])?;
+    // Lines are formatted on the calling thread and written to stderr by a
+    // dedicated thread, so request threads never queue on the stderr lock
+    // (one decision line per request). Not lossy: when the queue is full
+    // the caller waits rather than a decision line being lost.
+    let (writer, log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
     let fmt = match args.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     };
     let (otel, provider) = match &args.otlp_endpoint {
         Some(endpoint) if !endpoint.is_empty() => {
@@ -111,5 +123,8 @@ pub fn init(args: &TelemetryArgs) -> Result<TelemetryGuard, Vec<String>> {
         .with(fmt)
         .with(otel)
         .try_init();
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        _log_writer: Some(log_guard),
+    })
 }
