@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Errors loading TLS material. Messages name the file.
@@ -40,7 +41,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 
 /// Parses every certificate in a PEM buffer; `None` when there is none.
 pub fn certs_from_pem(pem: &[u8]) -> Option<Vec<CertificateDer<'static>>> {
-    let certs: Vec<_> = rustls_pemfile::certs(&mut &pem[..])
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .filter_map(Result::ok)
         .collect();
     (!certs.is_empty()).then_some(certs)
@@ -52,12 +53,14 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         path: path.display().to_string(),
         source,
     })?;
-    rustls_pemfile::private_key(&mut &pem[..])
-        .ok()
-        .flatten()
-        .ok_or_else(|| TlsError::NoKey {
-            path: path.display().to_string(),
-        })
+    key_from_pem(&pem).ok_or_else(|| TlsError::NoKey {
+        path: path.display().to_string(),
+    })
+}
+
+/// The first private key (PKCS#8, PKCS#1 or SEC1) in a PEM buffer.
+pub fn key_from_pem(pem: &[u8]) -> Option<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(pem).ok()
 }
 
 /// A TLS server config offering HTTP/2 and HTTP/1.1 over ALPN.

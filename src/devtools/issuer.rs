@@ -445,10 +445,7 @@ pub async fn run(
 
     let certs =
         crate::tls::certs_from_pem(files.cert_pem.as_bytes()).context("issuer certificate")?;
-    let key = rustls_pemfile::private_key(&mut files.key_pem.as_bytes())
-        .ok()
-        .flatten()
-        .context("issuer key")?;
+    let key = crate::tls::key_from_pem(files.key_pem.as_bytes()).context("issuer key")?;
     let tls = crate::tls::server_config(certs, key).context("issuer tls")?;
     tracing::info!(issuer = %url, address = %addr, "development issuer listening");
     super::https::serve_https(listener, tls, issuer.router(), shutdown)

@@ -83,9 +83,7 @@ impl Issuer {
             (leaf.cert_pem, leaf.key_pem)
         };
         let certs = kube_oidc_authz::tls::certs_from_pem(cert_pem.as_bytes()).unwrap();
-        let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-            .unwrap()
-            .unwrap();
+        let key = kube_oidc_authz::tls::key_from_pem(key_pem.as_bytes()).unwrap();
         let tls = kube_oidc_authz::tls::server_config(certs, key).unwrap();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(kube_oidc_authz::devtools::https::serve_https(

@@ -403,10 +403,7 @@ fn random_token() -> String {
 /// A rustls server config from PEM strings.
 pub fn tls_config(cert_pem: &str, key_pem: &str) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let certs = crate::tls::certs_from_pem(cert_pem.as_bytes()).context("stand-in certificate")?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-        .ok()
-        .flatten()
-        .context("stand-in key")?;
+    let key = crate::tls::key_from_pem(key_pem.as_bytes()).context("stand-in key")?;
     Ok(crate::tls::server_config(certs, key)?)
 }
 
