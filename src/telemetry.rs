@@ -1,11 +1,18 @@
 //! Logging and tracing set-up: structured `tracing` events to stderr, and
 //! OpenTelemetry spans over OTLP/gRPC when an endpoint is configured.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use clap::{Args, ValueEnum};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -68,6 +75,52 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Whether spans are exported (an OTLP endpoint is configured).
+static TRACES_EXPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans leave the process; callers skip trace-context work when not.
+pub fn traces_exported() -> bool {
+    TRACES_EXPORTED.load(Ordering::Relaxed)
+}
+
+/// The W3C trace-context headers of an incoming request.
+#[derive(Debug, Default)]
+pub struct TraceHeaders {
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+}
+
+impl Extractor for TraceHeaders {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => self.traceparent.as_deref(),
+            "tracestate" => self.tracestate.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        ["traceparent", "tracestate"]
+            .into_iter()
+            .filter(|k| self.get(k).is_some())
+            .collect()
+    }
+}
+
+/// Makes `span` a child of the remote span named by W3C `traceparent`
+/// (invalid or absent: `span` stays a root).
+pub fn set_remote_parent(span: &tracing::Span, headers: &TraceHeaders) {
+    if headers.traceparent.is_none() {
+        return;
+    }
+    let cx = TraceContextPropagator::new().extract(headers);
+    // Fails only when no OpenTelemetry layer is installed: nothing to do.
+    let _ = span.set_parent(cx);
+}
+
+/// The `tracing` target prefix of this crate's own spans and events.
+const CRATE_TARGET: &str = "kube_oidc_authz";
+
 /// Log lines queued for the writer thread at most (bounded memory).
 const LOG_QUEUE_LINES: usize = 16_384;
 
@@ -89,10 +142,19 @@ pub fn init(args: &TelemetryArgs) -> Result<TelemetryGuard, Vec<String>> {
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            .with_span_list(false)
             .with_writer(writer)
+            .with_filter(filter)
             .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
     };
+    TRACES_EXPORTED.store(
+        args.otlp_endpoint.as_ref().is_some_and(|e| !e.is_empty()),
+        Ordering::Relaxed,
+    );
     let (otel, provider) = match &args.otlp_endpoint {
         Some(endpoint) if !endpoint.is_empty() => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -110,7 +172,13 @@ pub fn init(args: &TelemetryArgs) -> Result<TelemetryGuard, Vec<String>> {
                 .build();
             let tracer = provider.tracer("kube-oidc-authz");
             (
-                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                // The log level does not gate traces: this crate's spans
+                // are exported whatever `--log-level` says.
+                Some(
+                    tracing_opentelemetry::layer()
+                        .with_tracer(tracer)
+                        .with_filter(Targets::new().with_target(CRATE_TARGET, Level::INFO)),
+                ),
                 Some(provider),
             )
         }
@@ -119,7 +187,6 @@ pub fn init(args: &TelemetryArgs) -> Result<TelemetryGuard, Vec<String>> {
     // A second init (tests running several roles in one process) keeps the
     // first subscriber; that is not a configuration error.
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt)
         .with(otel)
         .try_init();

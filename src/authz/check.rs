@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorizati
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use ipnet::IpNet;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::cache::{CachedIdentity, DecisionCache, token_hash};
 use super::client_ip::client_ip;
@@ -24,6 +25,7 @@ use super::response;
 use super::token::{InboundRequest, bearer_token};
 use super::upstream_token::UpstreamToken;
 use super::verify::{self, check_registered_claims};
+use crate::telemetry::{self, TraceHeaders};
 
 /// Extra key for the caller's address, as kube-oidc-proxy names it.
 pub const CLIENT_IP_EXTRA: &str = "remote-client-ip";
@@ -276,6 +278,9 @@ impl Authorizer {
                 (response::deny(*reason), "deny", reason.code())
             }
         };
+        let span = tracing::Span::current();
+        span.record("decision", decision);
+        span.record("reason", reason);
         self.metrics
             .decisions
             .get_or_create(&DecisionLabels { decision, reason })
@@ -284,6 +289,26 @@ impl Authorizer {
             .check_duration
             .observe(started.elapsed().as_secs_f64());
         resp
+    }
+}
+
+/// The caller's trace context: from the Check call's own gRPC metadata
+/// (Envoy's tracer sets it on the ext_authz call), else from the checked
+/// HTTP request's headers (a client's `traceparent`, when Envoy's
+/// `allowed_headers` let it through).
+fn trace_headers(request: &Request<CheckRequest>) -> TraceHeaders {
+    let inbound = InboundRequest::new(request.get_ref());
+    let lookup = |name: &str| {
+        request
+            .metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| inbound.header(name).map(|v| v.into_owned()))
+    };
+    TraceHeaders {
+        traceparent: lookup("traceparent"),
+        tracestate: lookup("tracestate"),
     }
 }
 
@@ -297,8 +322,21 @@ impl Authorization for CheckService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        let span = tracing::info_span!(
+            "envoy.service.auth.v3.Authorization/Check",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = "envoy.service.auth.v3.Authorization",
+            rpc.method = "Check",
+            decision = tracing::field::Empty,
+            reason = tracing::field::Empty,
+        );
+        if telemetry::traces_exported() {
+            telemetry::set_remote_parent(&span, &trace_headers(&request));
+        }
         // A policy outcome is always a CheckResponse, never a gRPC error:
         // Envoy treats errors per `failure_mode_allow`, which is for outages.
-        Ok(Response::new(self.0.check(request.get_ref()).await))
+        let response = self.0.check(request.get_ref()).instrument(span).await;
+        Ok(Response::new(response))
     }
 }
