@@ -32,21 +32,12 @@ pub const PLACEHOLDERS: [(&str, &str); 16] = [
     ("LUA_FILE", "/etc/kube-oidc-authz/envoy/impersonation.lua"),
 ];
 
-/// The values of the docker-compose example (`docker-compose.yaml`): the
-/// authz service, the audit forwarder and k3s are reached by their
-/// service names. The rendered
-/// files are committed under `envoy/compose/` and a test keeps them equal
-/// to a fresh render.
-pub const COMPOSE_VALUES: [(&str, &str); 16] = [
-    ("ENVOY_LISTEN_ADDRESS", "0.0.0.0"),
-    ("ENVOY_LISTEN_PORT", "8443"),
-    ("ENVOY_ADMIN_PORT", "9901"),
-    ("TLS_CERT_FILE", "/etc/kube-oidc-authz/tls/tls.crt"),
-    ("TLS_KEY_FILE", "/etc/kube-oidc-authz/tls/tls.key"),
-    ("TLS_WATCH_DIR", "/etc/kube-oidc-authz/tls"),
-    ("SDS_TLS_FILE", "/etc/kube-oidc-authz/envoy/sds-tls.yaml"),
+/// Where the docker-compose example (`docker-compose.yaml`) differs from
+/// the pod: the authz service, the audit forwarder and k3s are reached by
+/// their service names. The rendered files are committed under
+/// `envoy/compose/` and a test keeps them equal to a fresh render.
+pub const COMPOSE_OVERRIDES: [(&str, &str); 5] = [
     ("AUTHZ_ADDRESS", "authz"),
-    ("AUTHZ_PORT", "9001"),
     ("APISERVER_ADDRESS", "k3s"),
     ("APISERVER_PORT", "6443"),
     (
@@ -54,15 +45,14 @@ pub const COMPOSE_VALUES: [(&str, &str); 16] = [
         "/etc/kube-oidc-authz/apiserver/server-ca.crt",
     ),
     ("AUDIT_ALS_ADDRESS", "audit-forwarder"),
-    ("AUDIT_ALS_PORT", "8084"),
-    ("STREAM_IDLE_TIMEOUT", "3600s"),
-    ("LUA_FILE", "/etc/kube-oidc-authz/envoy/impersonation.lua"),
 ];
 
-/// [`COMPOSE_VALUES`] as a map.
+/// The docker-compose example's values: the pod's, with
+/// [`COMPOSE_OVERRIDES`].
 pub fn compose_values() -> BTreeMap<String, String> {
-    COMPOSE_VALUES
+    PLACEHOLDERS
         .iter()
+        .chain(COMPOSE_OVERRIDES.iter())
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
 }

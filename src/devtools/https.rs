@@ -12,6 +12,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+/// Concurrent HTTP/2 streams per connection, as kube-apiserver's
+/// `--http2-max-streams-per-connection` default.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1000;
+
 /// Accepts TLS connections until `shutdown` completes; open connections
 /// are then dropped.
 pub async fn serve_https(
@@ -48,7 +52,11 @@ pub async fn serve_https(
             let service = TowerToHyperService::new(
                 router.layer(axum::Extension(axum::extract::ConnectInfo(peer))),
             );
-            let _ = auto::Builder::new(TokioExecutor::new())
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http2()
+                .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+            let _ = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await;
         });

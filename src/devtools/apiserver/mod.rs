@@ -283,59 +283,16 @@ fn serve_request(standin: &StandIn, req: Request) -> Outcome {
     Ok((response, user))
 }
 
-/// Concurrent HTTP/2 streams per connection, as kube-apiserver's
-/// `--http2-max-streams-per-connection` default.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 1000;
-
-/// Serves the stand-in over TLS (HTTP/2, HTTP/1.1 with upgrades) on an
-/// already-bound listener until `shutdown` completes; open connections are
-/// then dropped.
+/// Serves the stand-in over TLS (HTTP/2 with kube-apiserver's stream
+/// limit, HTTP/1.1 with upgrades) on an already-bound listener until
+/// `shutdown` completes; open connections are then dropped.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     standin: StandIn,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto;
-    use hyper_util::service::TowerToHyperService;
-
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let router = standin.router();
-    let mut connections = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        connections.spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                tracing::debug!(%peer, "tls handshake failed");
-                return;
-            };
-            let service = TowerToHyperService::new(router);
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http2()
-                .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
-            let _ = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
-    connections.shutdown().await;
-    Ok(())
+    crate::devtools::https::serve_https(listener, tls, standin.router(), shutdown).await
 }
 
 /// Files the stand-in keeps in its folder.
