@@ -1,7 +1,6 @@
 //! Verified claims → Kubernetes identity, with the apiserver's semantics
 //! for username, groups, uid, required claims and `email_verified`.
 
-use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
@@ -15,8 +14,11 @@ pub struct Identity {
     pub uid: Option<String>,
     /// Mapped groups; the apiserver adds `system:authenticated` itself.
     pub groups: Vec<String>,
-    /// Extra key (decoded, lowercase) → values.
-    pub extra: BTreeMap<String, Vec<String>>,
+    /// Extra key (decoded, lowercase) → values, sorted by key, keys
+    /// unique. A vector, not a map: an identity has zero or one extra
+    /// (the credential id), and a map's node would be most of the memory
+    /// a cached identity takes.
+    pub extra: Vec<(String, Vec<String>)>,
     /// The issuer that vouched for this identity.
     pub issuer: String,
 }
@@ -82,12 +84,12 @@ pub fn map_claims(
         },
     };
 
-    let mut extra = BTreeMap::new();
+    let mut extra = Vec::new();
     if opts.credential_id_extra
         && let Some(Value::String(jti)) = claims.get("jti")
         && !jti.is_empty()
     {
-        extra.insert(CREDENTIAL_ID_EXTRA.to_owned(), vec![format!("JTI={jti}")]);
+        extra.push((CREDENTIAL_ID_EXTRA.to_owned(), vec![format!("JTI={jti}")]));
     }
 
     let identity = Identity {
@@ -121,7 +123,15 @@ impl Identity {
         ok(&self.user)
             && self.uid.as_deref().is_none_or(ok)
             && self.groups.iter().all(|g| ok(g))
-            && self.extra.values().flatten().all(|v| ok(v))
+            && self.extra.iter().flat_map(|(_, vs)| vs).all(|v| ok(v))
+    }
+
+    /// The values of one extra key.
+    pub fn extra_values(&self, key: &str) -> Option<&[String]> {
+        self.extra
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, vs)| vs.as_slice())
     }
 
     /// Approximate bytes held, for cache accounting.
@@ -190,7 +200,7 @@ mod tests {
         assert_eq!(id.user, "banyan:alice@example.com");
         assert_eq!(id.groups, ["banyan:any-employee-personal-device"]);
         assert_eq!(
-            id.extra.get(CREDENTIAL_ID_EXTRA).unwrap(),
+            id.extra_values(CREDENTIAL_ID_EXTRA).unwrap(),
             &vec!["JTI=abc".to_string()]
         );
     }

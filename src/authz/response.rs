@@ -217,7 +217,6 @@ pub fn status_body(code: u16, reason: &str, message: &str) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
 
@@ -226,10 +225,10 @@ mod tests {
             user: "banyan:alice@example.com".into(),
             uid: Some("u-1".into()),
             groups: vec!["banyan:a".into(), "banyan:b".into()],
-            extra: BTreeMap::from([(
+            extra: vec![(
                 "authentication.kubernetes.io/credential-id".to_owned(),
                 vec!["JTI=x".to_owned()],
-            )]),
+            )],
             issuer: "https://idp".into(),
         }
     }
