@@ -118,6 +118,19 @@ impl Service {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// CPU time the service has used (user + system).
+    fn cpu(&self) -> Duration {
+        let pid = self.child.id().unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the command name, which is in parentheses.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the whole line.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // The kernel's USER_HZ is 100 on every Linux platform Rust targets.
+        Duration::from_millis(ticks * 10)
+    }
+
     async fn clients(&self, n: usize) -> Vec<AuthorizationClient<Channel>> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -140,8 +153,14 @@ fn request(token: &str) -> CheckRequest {
         &[
             ("authorization", &auth),
             (":authority", "k8s.example.com"),
-            ("user-agent", "kubectl/v1.34.0 (linux/amd64) kubernetes/abcdef0"),
-            ("accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"),
+            (
+                "user-agent",
+                "kubectl/v1.34.0 (linux/amd64) kubernetes/abcdef0",
+            ),
+            (
+                "accept",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            ),
             ("x-forwarded-proto", "https"),
             ("x-request-id", "5f0c7e8e-2f7b-4a51-9a43-3b1d8c1f2a70"),
         ],
@@ -153,6 +172,8 @@ struct Outcome {
     requests: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// Service CPU time per request.
+    cpu_per_request: Duration,
 }
 
 impl Outcome {
@@ -211,6 +232,7 @@ async fn drive(
         requests: latencies.len(),
         elapsed,
         latencies,
+        cpu_per_request: Duration::ZERO,
     }
 }
 
@@ -291,28 +313,34 @@ async fn throughput(
         );
         let cached = request(&cached_token);
         let deadline = Instant::now() + Duration::from_secs(seconds as u64);
-        let c = drive(
+        let cpu0 = service.cpu();
+        let mut c = drive(
             &clients,
             concurrency,
             Arc::new(move |_| Some(cached.clone())),
             Some(deadline),
         )
         .await;
-        let n = drive(
+        let cpu1 = service.cpu();
+        c.cpu_per_request = (cpu1 - cpu0) / c.requests as u32;
+        let mut n = drive(
             &clients,
             concurrency,
             Arc::new(move |i| pool.get(i).cloned()),
             None,
         )
         .await;
+        n.cpu_per_request = (service.cpu() - cpu1) / n.requests as u32;
         for (name, o) in [("cached", &c), ("new", &n)] {
             println!(
-                "round {round} {name:>6}: {:>8.0} req/s  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} requests)",
+                "round {round} {name:>6}: {:>8.0} req/s  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  \
+                 service CPU {:.1} µs/request  ({} requests)",
                 o.rate(),
                 ms(o.percentile(0.50)),
                 ms(o.percentile(0.90)),
                 ms(o.percentile(0.99)),
                 ms(o.percentile(1.0)),
+                o.cpu_per_request.as_secs_f64() * 1e6,
                 o.requests,
             );
         }
@@ -330,17 +358,18 @@ async fn throughput(
     drop(service);
 
     println!("\nmedians over {rounds} rounds:");
-    println!("| scenario | req/s | p50 ms | p90 ms | p99 ms |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!("| scenario | req/s | p50 ms | p90 ms | p99 ms | service CPU µs/request |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for name in ["cached", "new"] {
         let os = &results[name];
         let m = |f: &dyn Fn(&Outcome) -> f64| median(os.iter().map(f).collect());
         println!(
-            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} |",
             m(&|o| o.rate()),
             m(&|o| ms(o.percentile(0.50))),
             m(&|o| ms(o.percentile(0.90))),
             m(&|o| ms(o.percentile(0.99))),
+            m(&|o| o.cpu_per_request.as_secs_f64() * 1e6),
         );
     }
     let ratio = median(

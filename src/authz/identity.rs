@@ -1,7 +1,6 @@
 //! Verified claims → Kubernetes identity, with the apiserver's semantics
 //! for username, groups, uid, required claims and `email_verified`.
 
-
 use serde_json::{Map, Value};
 
 use super::config::{CREDENTIAL_ID_EXTRA, IssuerConfig};
