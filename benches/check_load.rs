@@ -23,7 +23,9 @@
 //! `LOAD_SECONDS` (5), `LOAD_CONCURRENCY` (64 requests in flight),
 //! `LOAD_CONNECTIONS` (4 HTTP/2 connections), `LOAD_NEW_TOKENS` (20000),
 //! `LOAD_RSS_TOKENS` (100000), `LOAD_ROUNDS` (3; medians are printed),
-//! `LOAD_SCENARIOS` (`throughput,rss`: either or both).
+//! `LOAD_SCENARIOS` (`throughput,rss`: either or both),
+//! `LOAD_SERVICE_GLOBAL_ARGS` (e.g. `--log-level warn`, to see what the
+//! decision log costs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/support/mod.rs"]
@@ -72,7 +74,11 @@ impl Service {
         let sa = dir.path().join("token");
         std::fs::write(&sa, support::SA_TOKEN).unwrap();
         let (grpc, http) = (free(), free());
+        let global: Vec<String> = std::env::var("LOAD_SERVICE_GLOBAL_ARGS")
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-oidc-authz"))
+            .args(&global)
             .arg("authz")
             .args(["--grpc-address", &grpc.to_string()])
             .args(["--http-address", &http.to_string()])

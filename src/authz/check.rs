@@ -322,18 +322,23 @@ impl Authorization for CheckService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let span = tracing::info_span!(
-            "envoy.service.auth.v3.Authorization/Check",
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "envoy.service.auth.v3.Authorization",
-            rpc.method = "Check",
-            decision = tracing::field::Empty,
-            reason = tracing::field::Empty,
-        );
-        if telemetry::traces_exported() {
+        // Only when spans leave the process: the log layer would otherwise
+        // format the span's fields on every request for nothing.
+        let span = if telemetry::traces_exported() {
+            let span = tracing::info_span!(
+                "envoy.service.auth.v3.Authorization/Check",
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = "envoy.service.auth.v3.Authorization",
+                rpc.method = "Check",
+                decision = tracing::field::Empty,
+                reason = tracing::field::Empty,
+            );
             telemetry::set_remote_parent(&span, &trace_headers(&request));
-        }
+            span
+        } else {
+            tracing::Span::none()
+        };
         // A policy outcome is always a CheckResponse, never a gRPC error:
         // Envoy treats errors per `failure_mode_allow`, which is for outages.
         let response = self.0.check(request.get_ref()).instrument(span).await;
