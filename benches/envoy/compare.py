@@ -135,15 +135,23 @@ def wrk(url: str, token: str, duration: int, connections: int, rate: float | Non
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
     return {
         "rps": rps,
+        "requests": total,
         "p50": ms("50%"),
         "p99": ms("99%"),
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "errors": errors.group(0) if errors else "",
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -190,7 +198,14 @@ def main() -> None:
                 try:
                     wait_until(f"envoy {kind}", lambda: stack.envoy_request("GET", PATH, [("authorization", f"Bearer {stack.alice_token}")])[0] == 200, timeout=30, proc=envoy)
                     wrk(url, stack.alice_token, 2, ns.connections, None, work)  # warm-up
-                    results[kind]["rounds"].append(wrk(url, stack.alice_token, ns.duration, ns.connections, None, work))
+                    # CPU per request of Envoy and of the ext_authz server:
+                    # far steadier on a shared machine than throughput.
+                    checker = {"authz": stack.procs["authz"].popen.pid, "allow_all": allow.pid}.get(kind)
+                    e0, c0 = cpu_seconds(envoy.pid), cpu_seconds(checker) if checker else 0.0
+                    r = wrk(url, stack.alice_token, ns.duration, ns.connections, None, work)
+                    r["envoy_us"] = (cpu_seconds(envoy.pid) - e0) * 1e6 / r["requests"]
+                    r["check_us"] = ((cpu_seconds(checker) - c0) * 1e6 / r["requests"]) if checker else 0.0
+                    results[kind]["rounds"].append(r)
                 finally:
                     envoy.terminate()
                     envoy.wait(timeout=10)
@@ -202,6 +217,8 @@ def main() -> None:
                 "p50": statistics.median(r["p50"] for r in rounds),
                 "p99": statistics.median(r["p99"] for r in rounds),
                 "non2xx": sum(r["non2xx"] for r in rounds),
+                "envoy_us": statistics.median(r["envoy_us"] for r in rounds),
+                "check_us": statistics.median(r["check_us"] for r in rounds),
             }
         half = results["noauth"]["max"]["rps"] / 2
         ceiling_p50 = results["noauth"]["max"]["p50"] / 4
@@ -234,6 +251,11 @@ def main() -> None:
             f"| {kind} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {h['rps']:.0f} | {h['p50']:.2f} | {h['p99']:.2f} | {h['p99'] - ceiling['half']['p99']:+.2f} |"
         )
     a, al, j = results["authz"]["max"]["rps"], results["allow_all"]["max"]["rps"], results["jwt_authn"]["max"]["rps"]
+    print()
+    print("CPU per request (medians): " + ", ".join(
+        f"{k} Envoy {r['max']['envoy_us']:.0f} µs" + (f" + ext_authz server {r['max']['check_us']:.0f} µs" if r["max"]["check_us"] else "")
+        for k, r in results.items()
+    ))
     print()
     print(f"Throughput medians over {ns.rounds} interleaved rounds; per round:")
     for i in range(ns.rounds):
