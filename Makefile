@@ -9,7 +9,7 @@ CARGO ?= cargo
 
 export ENVOY_BIN := $(CURDIR)/$(VENV)/bin/envoy
 
-.PHONY: all setup build release demo test test-rust test-python lint fmt bench clean
+.PHONY: all setup build release demo test test-rust test-python lint fmt bench bench-envoy clean
 
 all: build
 
@@ -42,8 +42,18 @@ test-python: setup build
 
 test: setup lint test-rust test-python
 
+# Criterion (decision path), then the load drivers: Check over gRPC and the
+# audit forwarder's ingest. Figures and how to read them: BENCHMARKS.md.
 bench: release
-	$(CARGO) bench --bench check
+	$(CARGO) bench --locked --bench check --bench check_load --bench audit
+
+# Four Envoy set-ups side by side under wrk (apt-get install -y wrk).
+bench-envoy: setup release
+	@command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk"; exit 1; }
+	$(CARGO) build --locked --release --example allow_all_ext_authz
+	KUBE_OIDC_AUTHZ_BIN=$(CURDIR)/target/release/kube-oidc-authz \
+	ALLOW_ALL_BIN=$(CURDIR)/target/release/examples/allow_all_ext_authz \
+	$(VENV)/bin/python benches/envoy/compare.py --duration 8 --rounds 3
 
 fmt:
 	$(CARGO) fmt --all
