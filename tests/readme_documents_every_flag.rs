@@ -18,8 +18,7 @@ fn every_flag_and_environment_variable_of_authz_and_audit_forwarder_is_in_the_re
             .unwrap_or_else(|| panic!("no subcommand {name}"));
         for arg in sub.get_arguments() {
             let Some(long) = arg.get_long() else { continue };
-            // Hidden: the refresh token's environment-only variable, which
-            // the README lists as such.
+            // Hidden flags are not part of the documented interface.
             if matches!(long, "help" | "version") || arg.is_hide_set() {
                 continue;
             }

@@ -10,6 +10,16 @@ use super::batch::BatchConfig;
 use super::cse::{CseConfig, RefreshToken, Secret};
 use super::truncate::Limits;
 
+/// The environment variable of the old audit sidecar holding the refresh
+/// token.
+pub const REFRESH_TOKEN_ENV: &str = "BNN_K8S_AUDIT_PROXY_REFRESH_TOKEN";
+
+fn refresh_token_from_env() -> Option<Secret> {
+    std::env::var(REFRESH_TOKEN_ENV)
+        .ok()
+        .map(|v| Secret::new(&v))
+}
+
 /// Flags of `kube-oidc-authz audit-forwarder`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
@@ -82,13 +92,10 @@ pub struct AuditArgs {
     #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_REFRESH_TOKEN_FILE")]
     pub refresh_token_file: Option<PathBuf>,
 
-    /// The CSE refresh token itself, from the environment only.
-    #[arg(
-        long,
-        env = "BNN_K8S_AUDIT_PROXY_REFRESH_TOKEN",
-        hide = true,
-        hide_env_values = true
-    )]
+    /// The CSE refresh token itself, from `BNN_K8S_AUDIT_PROXY_REFRESH_TOKEN`
+    /// only: never a flag, whose value any local user could read in the
+    /// process list.
+    #[arg(skip = refresh_token_from_env())]
     pub refresh_token: Option<Secret>,
 
     /// Maximum events per batch.
