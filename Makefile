@@ -28,7 +28,7 @@ release:
 	$(CARGO) build --locked --release
 
 demo: setup release
-	./target/release/kube-oidc-authz --log-format text demo --envoy $(ENVOY_BIN) --dir .demo
+	./target/release/kube-oidc-authz --log-format text demo --envoy $(ENVOY_BIN) --dir .demo $(DEMO_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check
