@@ -6,22 +6,17 @@
 //! of `ROUNDS` runs; the machine is shared, so medians are what to quote.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
+#[path = "../tests/audit_common/mod.rs"]
+mod audit_common;
+
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::config::core::v3::{
-    Address, Metadata, RequestMethod, SocketAddress, address,
-};
-use envoy_types::pb::envoy::data::accesslog::v3::{
-    AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
-};
+use envoy_types::pb::envoy::config::core::v3::RequestMethod;
+use envoy_types::pb::envoy::data::accesslog::v3::HttpAccessLogEntry;
 use envoy_types::pb::envoy::service::accesslog::v3::StreamAccessLogsMessage;
 use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_client::AccessLogServiceClient;
 use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::{
     HttpAccessLogEntries, LogEntries,
-};
-use envoy_types::pb::google::protobuf::{
-    ListValue, Struct, Timestamp, UInt32Value, Value, value::Kind,
 };
 use kube_oidc_authz::audit::args::Config;
 use kube_oidc_authz::audit::cse::{RefreshToken, Secret};
@@ -69,62 +64,17 @@ fn bodies(total: usize) -> Vec<bytes::Bytes> {
         .collect()
 }
 
-fn s(v: &str) -> Value {
-    Value {
-        kind: Some(Kind::StringValue(v.into())),
-    }
-}
-
+/// Distinct entries: a request id and object name of their own.
 fn als_entry(i: usize) -> HttpAccessLogEntry {
-    let mut identity = HashMap::new();
-    identity.insert("user".to_owned(), s("banyan:alice@example.com"));
-    identity.insert(
-        "groups".to_owned(),
-        Value {
-            kind: Some(Kind::ListValue(ListValue {
-                values: vec![
-                    s("banyan:any-employee-personal-device"),
-                    s("banyan:developers"),
-                ],
-            })),
-        },
+    let mut entry = audit_common::als_entry(
+        RequestMethod::Get,
+        &format!("/api/v1/namespaces/default/pods/web-{i}"),
+        200,
     );
-    let mut fm = HashMap::new();
-    fm.insert(
-        "envoy.filters.http.ext_authz".to_owned(),
-        Struct { fields: identity },
-    );
-    HttpAccessLogEntry {
-        common_properties: Some(AccessLogCommon {
-            downstream_remote_address: Some(Address {
-                address: Some(address::Address::SocketAddress(SocketAddress {
-                    address: "10.0.0.7".into(),
-                    ..SocketAddress::default()
-                })),
-            }),
-            start_time: Some(Timestamp {
-                seconds: 1_714_557_600,
-                nanos: 0,
-            }),
-            metadata: Some(Metadata {
-                filter_metadata: fm,
-                ..Metadata::default()
-            }),
-            ..AccessLogCommon::default()
-        }),
-        request: Some(HttpRequestProperties {
-            request_method: RequestMethod::Get as i32,
-            path: format!("/api/v1/namespaces/default/pods/web-{i}"),
-            user_agent: "kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9".into(),
-            request_id: format!("req-{i}"),
-            ..HttpRequestProperties::default()
-        }),
-        response: Some(HttpResponseProperties {
-            response_code: Some(UInt32Value { value: 200 }),
-            ..HttpResponseProperties::default()
-        }),
-        ..HttpAccessLogEntry::default()
+    if let Some(request) = entry.request.as_mut() {
+        request.request_id = format!("req-{i}");
     }
+    entry
 }
 
 struct Running {

@@ -3,82 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit_common;
-use std::collections::HashMap;
 
 use audit_common::*;
-use envoy_types::pb::envoy::config::core::v3::{
-    Address, Metadata, RequestMethod, SocketAddress, address,
-};
-use envoy_types::pb::envoy::data::accesslog::v3::{
-    AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
-};
+use envoy_types::pb::envoy::config::core::v3::RequestMethod;
 use envoy_types::pb::envoy::service::accesslog::v3::StreamAccessLogsMessage;
 use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_client::AccessLogServiceClient;
 use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::{
     HttpAccessLogEntries, Identifier, LogEntries,
 };
-use envoy_types::pb::google::protobuf::{
-    ListValue, Struct, Timestamp, UInt32Value, Value, value::Kind,
-};
 use serde_json::json;
-
-fn string(s: &str) -> Value {
-    Value {
-        kind: Some(Kind::StringValue(s.into())),
-    }
-}
-
-fn entry(method: RequestMethod, path: &str, code: u32) -> HttpAccessLogEntry {
-    let mut identity = HashMap::new();
-    identity.insert("user".to_owned(), string("banyan:alice@example.com"));
-    identity.insert("mode".to_owned(), string("impersonate"));
-    identity.insert(
-        "groups".to_owned(),
-        Value {
-            kind: Some(Kind::ListValue(ListValue {
-                values: vec![
-                    string("banyan:any-employee-personal-device"),
-                    string("banyan:developers"),
-                ],
-            })),
-        },
-    );
-    let mut filter_metadata = HashMap::new();
-    filter_metadata.insert(
-        "envoy.filters.http.ext_authz".to_owned(),
-        Struct { fields: identity },
-    );
-    HttpAccessLogEntry {
-        common_properties: Some(AccessLogCommon {
-            downstream_remote_address: Some(Address {
-                address: Some(address::Address::SocketAddress(SocketAddress {
-                    address: "198.51.100.4".into(),
-                    ..SocketAddress::default()
-                })),
-            }),
-            start_time: Some(Timestamp {
-                seconds: 1_714_557_600,
-                nanos: 0,
-            }),
-            metadata: Some(Metadata {
-                filter_metadata,
-                ..Metadata::default()
-            }),
-            ..AccessLogCommon::default()
-        }),
-        request: Some(HttpRequestProperties {
-            request_method: method as i32,
-            path: path.into(),
-            user_agent: "kubectl/v1.32.0 (linux/amd64) kubernetes/abcdef".into(),
-            ..HttpRequestProperties::default()
-        }),
-        response: Some(HttpResponseProperties {
-            response_code: Some(UInt32Value { value: code }),
-            ..HttpResponseProperties::default()
-        }),
-        ..HttpAccessLogEntry::default()
-    }
-}
 
 #[tokio::test]
 async fn kubectl_requests_through_envoy_become_apiserver_style_events() {
@@ -154,7 +87,7 @@ async fn kubectl_requests_through_envoy_become_apiserver_style_events() {
         .unwrap();
     let entries: Vec<_> = table
         .iter()
-        .map(|(_, m, p, _, _)| entry(*m, p, 200))
+        .map(|(_, m, p, _, _)| als_entry(*m, p, 200))
         .collect();
     // Envoy sends the identifier on the first message only, and batches
     // entries; split them over two messages of one stream.
@@ -242,7 +175,7 @@ async fn an_open_access_log_stream_does_not_hold_up_shutdown() {
             log_name: "kube-oidc-authz".into(),
         }),
         log_entries: Some(LogEntries::HttpLogs(HttpAccessLogEntries {
-            log_entry: vec![entry(RequestMethod::Get, "/api/v1/pods", 403)],
+            log_entry: vec![als_entry(RequestMethod::Get, "/api/v1/pods", 403)],
         })),
     })
     .await

@@ -11,6 +11,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, Metadata, RequestMethod, SocketAddress, address,
+};
+use envoy_types::pb::envoy::data::accesslog::v3::{
+    AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
+};
+use envoy_types::pb::google::protobuf::{
+    ListValue, Struct, Timestamp, UInt32Value, Value as PbValue, value::Kind,
+};
 use kube_oidc_authz::audit::args::Config;
 use kube_oidc_authz::audit::cse::{RefreshToken, Secret};
 use kube_oidc_authz::audit::{self, DrainReport, Listeners};
@@ -170,4 +181,63 @@ pub fn delivered_ids(cse: &StandInCse) -> Vec<String> {
         .iter()
         .map(|e| e["auditID"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+fn string(s: &str) -> PbValue {
+    PbValue {
+        kind: Some(Kind::StringValue(s.into())),
+    }
+}
+
+/// An Envoy access-log entry for a request that passed ext_authz as alice.
+pub fn als_entry(method: RequestMethod, path: &str, code: u32) -> HttpAccessLogEntry {
+    let mut identity = HashMap::new();
+    identity.insert("user".to_owned(), string("banyan:alice@example.com"));
+    identity.insert("mode".to_owned(), string("impersonate"));
+    identity.insert(
+        "groups".to_owned(),
+        PbValue {
+            kind: Some(Kind::ListValue(ListValue {
+                values: vec![
+                    string("banyan:any-employee-personal-device"),
+                    string("banyan:developers"),
+                ],
+            })),
+        },
+    );
+    let mut filter_metadata = HashMap::new();
+    filter_metadata.insert(
+        "envoy.filters.http.ext_authz".to_owned(),
+        Struct { fields: identity },
+    );
+    HttpAccessLogEntry {
+        common_properties: Some(AccessLogCommon {
+            downstream_remote_address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: "198.51.100.4".into(),
+                    ..SocketAddress::default()
+                })),
+            }),
+            start_time: Some(Timestamp {
+                seconds: 1_714_557_600,
+                nanos: 0,
+            }),
+            metadata: Some(Metadata {
+                filter_metadata,
+                ..Metadata::default()
+            }),
+            ..AccessLogCommon::default()
+        }),
+        request: Some(HttpRequestProperties {
+            request_method: method as i32,
+            path: path.into(),
+            user_agent: "kubectl/v1.32.0 (linux/amd64) kubernetes/abcdef".into(),
+            ..HttpRequestProperties::default()
+        }),
+        response: Some(HttpResponseProperties {
+            response_code: Some(UInt32Value { value: code }),
+            ..HttpResponseProperties::default()
+        }),
+        ..HttpAccessLogEntry::default()
+    }
 }
