@@ -21,24 +21,29 @@ $(VENV_STAMP): requirements-dev.txt
 setup: $(VENV_STAMP)
 	@command -v kubectl >/dev/null || { echo "kubectl is required (see README: Prerequisites)"; exit 1; }
 
+# The workspace: the product (kube-oidc-authz) and the development tools
+# (kube-oidc-dev: issuer, stand-ins, demo), which never ship.
 build:
-	$(CARGO) build --locked
+	$(CARGO) build --locked --workspace
 
 release:
-	$(CARGO) build --locked --release
+	$(CARGO) build --locked --workspace --release
 
 demo: setup release
-	./target/release/kube-oidc-authz --log-format text demo --envoy $(ENVOY_BIN) --dir .demo $(DEMO_ARGS)
+	./target/release/kube-oidc-dev --log-format text demo --envoy $(ENVOY_BIN) --dir .demo \
+		--product-bin ./target/release/kube-oidc-authz $(DEMO_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 test-rust:
-	$(CARGO) test --locked
+	$(CARGO) test --locked --workspace
 
 test-python: setup build
-	KUBE_OIDC_AUTHZ_BIN=$(CURDIR)/target/debug/kube-oidc-authz $(VENV)/bin/pytest -q
+	KUBE_OIDC_AUTHZ_BIN=$(CURDIR)/target/debug/kube-oidc-authz \
+	KUBE_OIDC_DEV_BIN=$(CURDIR)/target/debug/kube-oidc-dev \
+	$(VENV)/bin/pytest -q
 
 test: setup lint test-rust test-python
 
@@ -52,6 +57,7 @@ bench-envoy: setup release
 	@command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk"; exit 1; }
 	$(CARGO) build --locked --release --example allow_all_ext_authz
 	KUBE_OIDC_AUTHZ_BIN=$(CURDIR)/target/release/kube-oidc-authz \
+	KUBE_OIDC_DEV_BIN=$(CURDIR)/target/release/kube-oidc-dev \
 	ALLOW_ALL_BIN=$(CURDIR)/target/release/examples/allow_all_ext_authz \
 	$(VENV)/bin/python benches/envoy/compare.py --duration 8 --rounds 3
 

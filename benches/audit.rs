@@ -6,7 +6,7 @@
 //! of `ROUNDS` runs; the machine is shared, so medians are what to quote.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/audit_common/mod.rs"]
+#[path = "../tests/support/audit.rs"]
 mod audit_common;
 
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::
 use kube_oidc_authz::audit::args::Config;
 use kube_oidc_authz::audit::cse::{RefreshToken, Secret};
 use kube_oidc_authz::audit::{self, Listeners};
-use kube_oidc_authz::devtools::cse::{CseOptions, StandInCse};
+use kube_oidc_dev::cse::{CseOptions, StandInCse};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -83,7 +83,7 @@ struct Running {
     webhook: String,
     als: String,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<audit::DrainReport, kube_oidc_authz::cli::RunError>>,
+    task: tokio::task::JoinHandle<Result<audit::DrainReport, kube_oidc_authz::error::RunError>>,
 }
 
 async fn start() -> Running {

@@ -17,7 +17,7 @@ use kube_oidc_authz::authz::metrics::AuthzMetrics;
 use kube_oidc_authz::authz::upstream_token::UpstreamToken;
 use kube_oidc_authz::authz::verify::{self, SigningAlg, VerifyingKey};
 use kube_oidc_authz::cli::{Cli, Command};
-use kube_oidc_authz::devtools::issuer::DevIssuer;
+use kube_oidc_dev::issuer::DevIssuer;
 use serde_json::Map;
 
 const URL: &str = "https://idp.example.com";

@@ -8,7 +8,8 @@
 //!
 //! The modules, in the order a request meets them:
 //!
-//! - [`cli`]: the `kube-oidc-authz` command line, one subcommand per role.
+//! - [`cli`] and [`process`]: the `kube-oidc-authz` command line (one
+//!   subcommand per role) and the entry both binaries share.
 //! - [`authz`]: the ext_authz service. [`authz::check`] receives a
 //!   `CheckRequest`, [`authz::token`] finds the bearer token,
 //!   [`authz::verify`] checks it against keys from [`authz::jwks`],
@@ -17,13 +18,14 @@
 //!   Envoy header mutations, dynamic metadata or a denied `Status` body.
 //! - [`audit`]: the audit forwarder: receive (webhook, Envoy access logs) →
 //!   buffer → batch → ship to the CSE REST API.
-//! - [`devtools`]: a development OIDC issuer, a stand-in apiserver and the
-//!   `demo` orchestrator. They back the local demo and the tests; never
-//!   deploy them.
 //! - [`serve`]: the small HTTP server for `/healthz`, `/readyz` and
 //!   `/metrics` shared by both long-running roles.
-//! - [`telemetry`], [`shutdown`], [`tls`]: logging and tracing set-up,
-//!   the drain signal, and rustls helpers.
+//! - [`telemetry`], [`shutdown`], [`tls`], [`error`]: logging and tracing
+//!   set-up, the drain signal, HTTPS clients, and the exit codes.
+//!
+//! The development tools (a token-minting issuer, the stand-in apiserver
+//! and CSE API, the demo) are the separate `kube-oidc-dev` crate and binary,
+//! which depends on this one; nothing here depends on them.
 //!
 //! Every server takes an already-bound listener and a shutdown future, so
 //! tests bind `127.0.0.1:0` and run in-process.
@@ -31,11 +33,9 @@
 pub mod audit;
 pub mod authz;
 pub mod cli;
-pub mod devtools;
+pub mod error;
+pub mod process;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
-
-/// Exit code for a configuration that cannot be used (`EX_USAGE`).
-pub const EXIT_CONFIG: i32 = 64;

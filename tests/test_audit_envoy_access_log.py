@@ -21,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = os.environ.get("KUBE_OIDC_AUTHZ_BIN", str(ROOT / "target" / "debug" / "kube-oidc-authz"))
+DEV_BIN = os.environ.get("KUBE_OIDC_DEV_BIN", str(ROOT / "target" / "debug" / "kube-oidc-dev"))
 ENVOY = os.environ.get("ENVOY_BIN", str(ROOT / ".venv" / "bin" / "envoy"))
 
 
@@ -121,7 +122,7 @@ def stack(tmp_path):
         procs.append((p, name))
         return p
 
-    spawn([BIN, "stand-in-cse", "--listen", f"127.0.0.1:{ports['cse']}", "--refresh-token", "tok"], "cse")
+    spawn([DEV_BIN, "stand-in-cse", "--listen", f"127.0.0.1:{ports['cse']}", "--refresh-token", "tok"], "cse")
     env = dict(os.environ, BNN_K8S_AUDIT_PROXY_REFRESH_TOKEN="tok")
     fwd = spawn(
         [

@@ -14,7 +14,7 @@ headers statically, so the apiserver does the same work in all four.
 Usage (after `cargo build --release --bin kube-oidc-authz --example
 allow_all_ext_authz`, with wrk installed):
 
-  KUBE_OIDC_AUTHZ_BIN=target/release/kube-oidc-authz \
+  KUBE_OIDC_AUTHZ_BIN=target/release/kube-oidc-authz KUBE_OIDC_DEV_BIN=target/release/kube-oidc-dev \
   ALLOW_ALL_BIN=target/release/examples/allow_all_ext_authz \
   .venv/bin/python benches/envoy/compare.py --duration 10
 

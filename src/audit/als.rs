@@ -322,7 +322,6 @@ fn source_ips(forwarded_for: &str, common: &AccessLogCommon) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::{Address, Metadata, SocketAddress};

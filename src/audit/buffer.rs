@@ -235,7 +235,6 @@ impl Buffer {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use prometheus_client::registry::Registry;

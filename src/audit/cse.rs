@@ -355,7 +355,6 @@ pub fn batch_body(meta: &BatchMeta<'_>, items: &[Item]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

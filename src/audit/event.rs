@@ -149,7 +149,6 @@ pub fn micro_time(t: time::OffsetDateTime) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::cli::RunError;
+use crate::error::RunError;
 use args::Config;
 use buffer::{Buffer, Item};
 use metrics::{DropReason, Metrics, Source};

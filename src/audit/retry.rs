@@ -117,7 +117,6 @@ impl TokenBucket {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use rand::SeedableRng;

@@ -98,7 +98,6 @@ pub fn remove(path: &Path) -> Result<(), SpoolError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

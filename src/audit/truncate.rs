@@ -66,7 +66,6 @@ fn to_json(event: &Event) -> Result<Box<str>, EncodeError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -33,7 +33,7 @@ use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
-use crate::cli::RunError;
+use crate::error::RunError;
 use crate::shutdown::Shared;
 use check::{Authorizer, CheckService};
 use config::Config;

@@ -215,7 +215,6 @@ pub fn status_body(code: u16, reason: &str, message: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
 
     use super::*;

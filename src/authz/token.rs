@@ -89,7 +89,6 @@ pub fn bearer_token(authorization: Option<&str>) -> Result<&str, DenyReason> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

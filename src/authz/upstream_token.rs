@@ -101,7 +101,6 @@ fn read(path: &Path) -> Result<(Arc<str>, Option<SystemTime>), UpstreamTokenErro
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -24,14 +24,18 @@ from chart_helpers import render
 STARTUP_TIMEOUT = 30.0
 
 
-def _binary() -> str:
-    path = os.environ.get("KUBE_OIDC_AUTHZ_BIN", "")
+def _binary(var: str = "KUBE_OIDC_AUTHZ_BIN", name: str = "kube-oidc-authz") -> str:
+    path = os.environ.get(var, "")
     if not path:
-        pytest.fail("KUBE_OIDC_AUTHZ_BIN is not set: run `make test`, or build with `cargo build` and export "
-                    "KUBE_OIDC_AUTHZ_BIN=$PWD/target/debug/kube-oidc-authz")
+        pytest.fail(f"{var} is not set: run `make test`, or build with `cargo build --workspace` and export "
+                    f"{var}=$PWD/target/debug/{name}")
     if not pathlib.Path(path).is_file():
-        pytest.fail(f"KUBE_OIDC_AUTHZ_BIN={path} does not exist: build it with `cargo build`")
+        pytest.fail(f"{var}={path} does not exist: build it with `cargo build --workspace`")
     return path
+
+
+def _dev_binary() -> str:
+    return _binary("KUBE_OIDC_DEV_BIN", "kube-oidc-dev")
 
 
 def _free_port() -> int:
@@ -108,7 +112,7 @@ def _pod_files(rendered, root: pathlib.Path, ca_pem: str) -> None:
 @pytest.fixture(scope="module")
 def issuer(tmp_path_factory):
     """The development issuer, so the service can load real keys and turn ready."""
-    binary = _binary()
+    binary = _dev_binary()
     d = tmp_path_factory.mktemp("issuer")
     port = _free_port()
     url = f"https://127.0.0.1:{port}"
@@ -205,7 +209,7 @@ def test_audit_forwarder_starts_with_the_rendered_args(chart, tmp_path):
     audit_dir.mkdir(parents=True)
     (audit_dir / "refresh-token").write_text("stand-in-refresh-token")
     (tmp_path / "etc" / "spool").mkdir()
-    with _running([binary, "--log-format", "text", "stand-in-cse", "--listen", f"127.0.0.1:{cse_port}",
+    with _running([_dev_binary(), "--log-format", "text", "stand-in-cse", "--listen", f"127.0.0.1:{cse_port}",
                    "--refresh-token", "stand-in-refresh-token"]):
         with _running([binary, *_localise(args, tmp_path)]) as proc:
             _wait_for(f"http://127.0.0.1:{http}/healthz", proc)

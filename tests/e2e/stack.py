@@ -2,7 +2,7 @@
 apiserver, authz service and Envoy with the shipped configuration, each on
 ports chosen at run time, all on 127.0.0.1.
 
-Nothing here installs anything: the binary comes from KUBE_OIDC_AUTHZ_BIN,
+Nothing here installs anything: the binaries come from KUBE_OIDC_AUTHZ_BIN and KUBE_OIDC_DEV_BIN,
 Envoy from ENVOY_BIN (default: the project's .venv), kubectl from PATH. A
 missing prerequisite fails with a message saying what to do.
 """
@@ -87,6 +87,10 @@ def require_file(env: str, default: Path | None, what: str) -> Path:
 
 def binary() -> Path:
     return require_file("KUBE_OIDC_AUTHZ_BIN", None, "the kube-oidc-authz binary (target/debug/kube-oidc-authz)")
+
+
+def dev_binary() -> Path:
+    return require_file("KUBE_OIDC_DEV_BIN", None, "the kube-oidc-dev binary (target/debug/kube-oidc-dev)")
 
 
 def envoy_binary() -> Path:
@@ -176,6 +180,7 @@ class Stack:
 
     def start(self) -> "Stack":
         self.bin = binary()
+        self.dev_bin = dev_binary()
         self.envoy = envoy_binary()
         self.kubectl = kubectl_binary()
         for name in ("issuer", "apiserver", "authz_grpc", "authz_http", "envoy", "envoy_admin", "als"):
@@ -208,7 +213,7 @@ class Stack:
         d = self.dir / "issuer"
         p = self._spawn(
             "issuer",
-            [self.bin, "--log-format", "text", "dev-issuer", "--listen", f"127.0.0.1:{self.ports['issuer']}", "--dir", d],
+            [self.dev_bin, "--log-format", "text", "dev-issuer", "--listen", f"127.0.0.1:{self.ports['issuer']}", "--dir", d],
         )
         def discovery():
             if not (d / "alice.token").is_file():
@@ -226,7 +231,7 @@ class Stack:
         p = self._spawn(
             "apiserver",
             [
-                self.bin, "--log-format", "text", "stand-in-apiserver",
+                self.dev_bin, "--log-format", "text", "stand-in-apiserver",
                 "--listen", f"127.0.0.1:{self.ports['apiserver']}",
                 "--dir", d,
                 "--watch-event-interval", "1s",

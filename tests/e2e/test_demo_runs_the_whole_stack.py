@@ -1,4 +1,4 @@
-"""`kube-oidc-authz demo`, what `make demo` runs: it brings the whole stack up,
+"""`kube-oidc-dev demo`, what `make demo` runs: it brings the whole stack up,
 prints the commands to try, and those commands give what the README says;
 audit batches reach the stand-in CSE API; Ctrl-C stops every process."""
 
@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stack import binary, envoy_binary, free_port, kubectl_binary
+from stack import binary, dev_binary, envoy_binary, free_port, kubectl_binary
 
 STARTUP = 90
 
@@ -43,7 +43,7 @@ def _children(pid: int) -> list[int]:
 def test_demo_serves_whoami_rbac_and_audit_then_stops_on_ctrl_c(tmp_path):
     port = free_port()
     demo = subprocess.Popen(
-        [str(binary()), "--log-format", "text", "demo", "--envoy", str(envoy_binary()), "--dir", str(tmp_path / "demo"), "--port", str(port)],
+        [str(dev_binary()), "--log-format", "text", "demo", "--product-bin", str(binary()), "--envoy", str(envoy_binary()), "--dir", str(tmp_path / "demo"), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []

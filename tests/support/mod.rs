@@ -1,7 +1,9 @@
 //! Shared harness for the authz integration tests: a development issuer on
 //! HTTPS with a throw-away CA, and the authz service in-process, both on
-//! 127.0.0.1:0.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! 127.0.0.1:0. [`audit`] holds the audit forwarder's.
+#![allow(dead_code)]
+
+pub mod audit;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,8 +18,8 @@ use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
 use kube_oidc_authz::authz::verify::SigningAlg;
 use kube_oidc_authz::cli::{Cli, Command};
-use kube_oidc_authz::devtools::certs::DevCa;
-use kube_oidc_authz::devtools::issuer::DevIssuer;
+use kube_oidc_dev::certs::DevCa;
+use kube_oidc_dev::issuer::DevIssuer;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -82,11 +84,10 @@ impl Issuer {
             std::fs::write(dir.path().join("leaf.key"), &leaf.key_pem).unwrap();
             (leaf.cert_pem, leaf.key_pem)
         };
-        let certs = kube_oidc_authz::tls::certs_from_pem(cert_pem.as_bytes()).unwrap();
-        let key = kube_oidc_authz::tls::key_from_pem(key_pem.as_bytes()).unwrap();
-        let tls = kube_oidc_authz::tls::server_config(certs, key).unwrap();
+        let tls =
+            kube_oidc_dev::https::server_config(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap();
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(kube_oidc_authz::devtools::https::serve_https(
+        tokio::spawn(kube_oidc_dev::https::serve_https(
             listener,
             tls,
             issuer.router(),
@@ -159,7 +160,7 @@ pub struct Authz {
     pub http: SocketAddr,
     pub client: AuthorizationClient<Channel>,
     stop: Option<oneshot::Sender<()>>,
-    pub handle: tokio::task::JoinHandle<Result<(), kube_oidc_authz::cli::RunError>>,
+    pub handle: tokio::task::JoinHandle<Result<(), kube_oidc_authz::error::RunError>>,
     _dir: tempfile::TempDir,
 }
 

@@ -1,0 +1,56 @@
+//! Bad configuration stops start-up with every problem listed and exit 64.
+
+use std::process::Command;
+
+#[test]
+fn bad_flags_exit_64_listing_every_problem() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kube-oidc-authz"))
+        .args([
+            "authz",
+            "--oidc-issuer-url",
+            "http://idp.example.com",
+            "--oidc-signing-algs",
+            "HS256",
+            "--extra-user-headers",
+            "nokey",
+            "--trusted-proxy-cidrs",
+            "10.0.0.0/33",
+            "--oidc-ca-file",
+            "/nonexistent/ca.crt",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "--oidc-issuer-url",
+        "--oidc-client-id is required",
+        "--oidc-signing-algs: \"HS256\" is not a supported",
+        "--extra-user-headers",
+        "--trusted-proxy-cidrs",
+        "--oidc-ca-file",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn cel_in_authentication_config_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("authn.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: apiserver.config.k8s.io/v1beta1\nkind: AuthenticationConfiguration\njwt:\n- issuer: {url: 'https://idp.example.com', audiences: [k]}\n  claimMappings:\n    username: {expression: 'claims.sub'}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kube-oidc-authz"))
+        .args(["authz", "--authentication-config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("jwt[0].claimMappings.username.expression: CEL"),
+        "{err}"
+    );
+}

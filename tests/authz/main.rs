@@ -1,0 +1,16 @@
+//! The authz service driven through its public surface: gRPC Check against
+//! a local HTTPS issuer, configuration errors of the real binary, key
+//! rotation, the cache bound and OTLP traces.
+// Helpers outside #[test] functions may unwrap too: clippy.toml covers
+// only the test functions themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cache_bound;
+mod check_grpc;
+mod config_errors;
+mod key_rotation;
+mod token_verification;
+mod traces_otlp;
