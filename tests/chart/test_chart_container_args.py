@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 
+import helm_python as helm
 import pytest
 import yaml
 
@@ -279,7 +280,7 @@ def test_authz_accepts_a_rendered_authentication_config(chart, issuer, tmp_path)
         _wait_for(f"http://127.0.0.1:{http}/readyz", proc)
 
 
-# === CEL: refused by the binary today ===
+# === CEL: refused by the binary today, and so by the chart ===
 
 BASE_JWT = {
     "issuer": {"url": "https://issuer.example.com", "audiences": ["kube-oidc-authz"]},
@@ -303,17 +304,37 @@ def _cel(path: str, value) -> dict:
     return _authn_config(jwt)
 
 
-# Every CEL field of an AuthenticationConfiguration JWT authenticator.
+# Every CEL field of an AuthenticationConfiguration JWT authenticator, and
+# the field the chart and the binary name when refusing it (the binary's
+# names lack the "authenticationConfig." prefix).
 CEL_CASES = {
-    "claimValidationRules": _cel("claimValidationRules",
-                                 [{"expression": "claims.email_verified == true", "message": "email must be verified"}]),
-    "username.expression": _cel("claimMappings.username", {"expression": "'banyan:' + claims.email"}),
-    "groups.expression": _cel("claimMappings.groups", {"expression": "claims.roles"}),
-    "uid.expression": _cel("claimMappings.uid", {"expression": "claims.sub"}),
-    "extra.valueExpression": _cel("claimMappings.extra", [{"key": "example.com/tenant", "valueExpression": "claims.tenant"}]),
-    "userValidationRules": _cel("userValidationRules",
-                                [{"expression": "!user.username.startsWith('system:')", "message": "no system users"}]),
+    "claimValidationRules": (
+        _cel("claimValidationRules", [{"expression": "claims.email_verified == true", "message": "email must be verified"}]),
+        "jwt[0].claimValidationRules[0].expression",
+    ),
+    "username.expression": (
+        _cel("claimMappings.username", {"expression": "'banyan:' + claims.email"}),
+        "jwt[0].claimMappings.username.expression",
+    ),
+    "groups.expression": (_cel("claimMappings.groups", {"expression": "claims.roles"}), "jwt[0].claimMappings.groups.expression"),
+    "uid.expression": (_cel("claimMappings.uid", {"expression": "claims.sub"}), "jwt[0].claimMappings.uid.expression"),
+    "extra.valueExpression": (
+        _cel("claimMappings.extra", [{"key": "example.com/tenant", "valueExpression": "claims.tenant"}]),
+        "jwt[0].claimMappings.extra",
+    ),
+    "userValidationRules": (
+        _cel("userValidationRules", [{"expression": "!user.username.startsWith('system:')", "message": "no system users"}]),
+        "jwt[0].userValidationRules",
+    ),
 }
+
+
+@pytest.mark.parametrize("case", CEL_CASES)
+def test_the_chart_refuses_cel_in_the_authentication_config(chart, case):
+    config, field = CEL_CASES[case]
+    with pytest.raises(helm.HelmRenderError) as err:
+        render(chart, {"authenticationConfig": config})
+    assert f"authenticationConfig.{field}: CEL is not supported yet" in str(err.value)
 
 
 @pytest.mark.parametrize("case", CEL_CASES)
@@ -326,7 +347,8 @@ def test_the_binary_refuses_cel_in_the_authentication_config(chart, tmp_path, ca
     _pod_files(rendered, tmp_path, "")
     config = tmp_path / "etc" / "authn" / "authentication-config.yaml"
     assert f"--authentication-config={config}" in args
-    config.write_text(yaml.safe_dump(CEL_CASES[case]))
+    cel_config, field = CEL_CASES[case]
+    config.write_text(yaml.safe_dump(cel_config))
     result = subprocess.run([_binary(), *args], capture_output=True, text=True, timeout=30)
     assert result.returncode == EX_CONFIG, result.stdout + result.stderr
-    assert "CEL expressions are not supported yet" in result.stdout + result.stderr
+    assert f"{field}: " in result.stderr and "CEL expressions are not supported yet" in result.stderr, result.stderr

@@ -326,7 +326,6 @@ def test_cluster_role_follows_features(render_case):
     assert extras == [
         "userextras/authentication.kubernetes.io/credential-id",
         "userextras/cluster",
-        "userextras/example.com/tenant",
         "userextras/region",
         "userextras/remote-client-ip",
     ]
