@@ -186,6 +186,7 @@ def test_placeholder_values_come_from_the_table(tmp_path):
         # Set from values: the chart itself would use a name the table lacks.
         ("AUTHZ_PORT", "the chart sets the Envoy placeholder AUTHZ_PORT, which files/placeholders.yaml does not list"),
     ],
+    ids=["used-by-the-template", "set-from-values"],
 )
 def test_a_name_missing_from_the_table_fails_the_render(tmp_path, name, expected):
     copy = _chart_copy(tmp_path)
