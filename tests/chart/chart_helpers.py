@@ -15,12 +15,20 @@ CHART_DIR = ROOT / "helm" / "kube-oidc-authz"
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
 VALUES_DIR = TESTS_DIR / "values"
 GOLDEN_DIR = TESTS_DIR / "golden"
+# The one table of the Envoy templates' ${NAME} placeholders and their pod values.
+PLACEHOLDERS_FILE = ROOT / "envoy" / "placeholders.yaml"
 
 RELEASE = "kube-oidc-authz"
 NAMESPACE = "kube-oidc-authz"
 
 # Named value sets rendered into golden files; each is a file under values/.
 CASES = ["default", "guide", "authz-only", "cert-manager", "everything"]
+
+
+def placeholders() -> dict[str, dict]:
+    """envoy/placeholders.yaml: each placeholder's name mapped to its row
+    (`pod`, optionally `compose`, `description`)."""
+    return yaml.safe_load(PLACEHOLDERS_FILE.read_text())
 
 
 def load_values(case: str) -> dict:

@@ -7,9 +7,11 @@ Needs the built binary in KUBE_OIDC_AUTHZ_BIN (`make test` sets it)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import pathlib
+import re
 import socket
 import ssl
 import subprocess
@@ -17,11 +19,19 @@ import time
 import urllib.error
 import urllib.request
 
+import helm_python as helm
 import pytest
+import yaml
 
-from chart_helpers import render
+from chart_helpers import CHART_DIR, render
 
 STARTUP_TIMEOUT = 30.0
+
+# The binary's exit code for a configuration it refuses (EX_USAGE).
+EX_CONFIG = 64
+
+SCHEMA_SIGNING_ALGS = json.loads((CHART_DIR / "values.schema.json").read_text())["properties"]["oidc"]["properties"][
+    "signingAlgs"]["items"]["enum"]
 
 
 def _binary(var: str = "KUBE_OIDC_AUTHZ_BIN", name: str = "kube-oidc-authz") -> str:
@@ -219,3 +229,130 @@ def test_audit_forwarder_starts_with_the_rendered_args(chart, tmp_path):
             assert f"--webhook-address=127.0.0.1:{webhook}" in args
             status, body = _get(f"http://127.0.0.1:{http}/healthz")
             assert status == 200, json.dumps(body.decode(errors="replace"))
+
+
+# === what the schema and the values promise, the binary accepts ===
+
+
+def test_schema_signing_algs_are_the_ones_the_binary_accepts(tmp_path):
+    """The binary names the algorithms it accepts when refusing one; the
+    schema's enum must be exactly that list."""
+    result = subprocess.run(
+        [_binary(), "authz", "--oidc-issuer-url=https://issuer.example.com", "--oidc-client-id=c",
+         "--oidc-signing-algs=HS256", f"--upstream-token-file={tmp_path / 'token'}"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == EX_CONFIG, result.stderr
+    m = re.search(r'"HS256" is not a supported signing algorithm \(one of ([^)]*)\)', result.stdout + result.stderr)
+    assert m, result.stderr
+    assert sorted(m.group(1).split(", ")) == sorted(SCHEMA_SIGNING_ALGS)
+    assert len(set(SCHEMA_SIGNING_ALGS)) == len(SCHEMA_SIGNING_ALGS)
+
+
+@pytest.mark.parametrize("alg", SCHEMA_SIGNING_ALGS)
+def test_authz_accepts_every_signing_alg_the_schema_allows(chart, issuer, tmp_path, alg):
+    binary = _binary()
+    grpc, http = _free_port(), _free_port()
+    values = _authz_values(issuer, grpc, http, structured=False)
+    values["oidc"]["signingAlgs"] = [alg]
+    rendered = render(chart, values)
+    args = rendered.container("authz")["args"]
+    assert f"--oidc-signing-algs={alg}" in args
+    _pod_files(rendered, tmp_path, issuer["ca"])
+    with _running([binary, *_localise(args, tmp_path)]) as proc:
+        # A refused configuration exits (64) before /healthz answers.
+        _wait_for(f"http://127.0.0.1:{http}/healthz", proc)
+
+
+def test_authz_accepts_a_rendered_authentication_config(chart, issuer, tmp_path):
+    """Every field the chart documents for authenticationConfig: the chart's
+    ConfigMap, written where the args point, is one the binary takes."""
+    binary = _binary()
+    grpc, http = _free_port(), _free_port()
+    values = _authz_values(issuer, grpc, http, structured=True)
+    jwt = values["authenticationConfig"]["jwt"][0]
+    jwt["claimValidationRules"] = [{"claim": "hd", "requiredValue": "example.com"}]
+    jwt["claimMappings"]["uid"] = {"claim": "sub"}
+    rendered = render(chart, values)
+    args = rendered.container("authz")["args"]
+    assert "--authentication-config=/etc/kube-oidc-authz/authn/authentication-config.yaml" in args
+    _pod_files(rendered, tmp_path, issuer["ca"])
+    written = yaml.safe_load((tmp_path / "etc" / "authn" / "authentication-config.yaml").read_text())
+    assert written == values["authenticationConfig"]
+    with _running([binary, *_localise(args, tmp_path)]) as proc:
+        _wait_for(f"http://127.0.0.1:{http}/healthz", proc)
+        _wait_for(f"http://127.0.0.1:{http}/readyz", proc)
+
+
+# === CEL: refused by the binary today, and so by the chart ===
+
+BASE_JWT = {
+    "issuer": {"url": "https://issuer.example.com", "audiences": ["kube-oidc-authz"]},
+    "claimMappings": {"username": {"claim": "email", "prefix": "banyan:"}},
+}
+
+
+def _authn_config(jwt: dict) -> dict:
+    return {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AuthenticationConfiguration", "jwt": [jwt]}
+
+
+def _cel(path: str, value) -> dict:
+    """BASE_JWT's AuthenticationConfiguration with `path` (dotted, under
+    jwt[0]) set to a CEL field."""
+    jwt = copy.deepcopy(BASE_JWT)
+    *parents, last = path.split(".")
+    node = jwt
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return _authn_config(jwt)
+
+
+# Every CEL field of an AuthenticationConfiguration JWT authenticator, and
+# the field the chart and the binary name when refusing it (the binary's
+# names lack the "authenticationConfig." prefix).
+CEL_CASES = {
+    "claimValidationRules": (
+        _cel("claimValidationRules", [{"expression": "claims.email_verified == true", "message": "email must be verified"}]),
+        "jwt[0].claimValidationRules[0].expression",
+    ),
+    "username.expression": (
+        _cel("claimMappings.username", {"expression": "'banyan:' + claims.email"}),
+        "jwt[0].claimMappings.username.expression",
+    ),
+    "groups.expression": (_cel("claimMappings.groups", {"expression": "claims.roles"}), "jwt[0].claimMappings.groups.expression"),
+    "uid.expression": (_cel("claimMappings.uid", {"expression": "claims.sub"}), "jwt[0].claimMappings.uid.expression"),
+    "extra.valueExpression": (
+        _cel("claimMappings.extra", [{"key": "example.com/tenant", "valueExpression": "claims.tenant"}]),
+        "jwt[0].claimMappings.extra",
+    ),
+    "userValidationRules": (
+        _cel("userValidationRules", [{"expression": "!user.username.startsWith('system:')", "message": "no system users"}]),
+        "jwt[0].userValidationRules",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CEL_CASES)
+def test_the_chart_refuses_cel_in_the_authentication_config(chart, case):
+    config, field = CEL_CASES[case]
+    with pytest.raises(helm.HelmRenderError) as err:
+        render(chart, {"authenticationConfig": config})
+    assert f"authenticationConfig.{field}: CEL is not supported yet" in str(err.value)
+
+
+@pytest.mark.parametrize("case", CEL_CASES)
+def test_the_binary_refuses_cel_in_the_authentication_config(chart, tmp_path, case):
+    """The args of a render without CEL, pointed at the same file with the
+    CEL field added: the binary refuses it at start-up."""
+    values = {"authenticationConfig": _authn_config(BASE_JWT)}
+    rendered = render(chart, values)
+    args = _localise(rendered.container("authz")["args"], tmp_path)
+    _pod_files(rendered, tmp_path, "")
+    config = tmp_path / "etc" / "authn" / "authentication-config.yaml"
+    assert f"--authentication-config={config}" in args
+    cel_config, field = CEL_CASES[case]
+    config.write_text(yaml.safe_dump(cel_config))
+    result = subprocess.run([_binary(), *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == EX_CONFIG, result.stdout + result.stderr
+    assert f"{field}: " in result.stderr and "CEL expressions are not supported yet" in result.stderr, result.stderr

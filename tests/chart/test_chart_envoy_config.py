@@ -13,28 +13,16 @@ import subprocess
 import pytest
 import yaml
 
-from chart_helpers import CHART_DIR, ROOT, render
+from chart_helpers import CHART_DIR, ROOT, placeholders, render
 
 ENVOY = os.environ.get("ENVOY_BIN") or str(ROOT / ".venv" / "bin" / "envoy")
 
-PLACEHOLDERS = {
-    "ENVOY_LISTEN_ADDRESS",
-    "ENVOY_LISTEN_PORT",
-    "ENVOY_ADMIN_PORT",
-    "TLS_CERT_FILE",
-    "TLS_KEY_FILE",
-    "TLS_WATCH_DIR",
-    "SDS_TLS_FILE",
-    "AUTHZ_ADDRESS",
-    "AUTHZ_PORT",
-    "APISERVER_ADDRESS",
-    "APISERVER_PORT",
-    "APISERVER_CA_FILE",
-    "AUDIT_ALS_ADDRESS",
-    "AUDIT_ALS_PORT",
-    "STREAM_IDLE_TIMEOUT",
-    "LUA_FILE",
-}
+# Every name the Envoy templates may use, from the one table (envoy/placeholders.yaml).
+PLACEHOLDERS = set(placeholders())
+
+# The chart points APISERVER_CA_FILE at the kube-root-ca.crt ConfigMap it
+# mounts into the Envoy container, which has no service-account volume.
+CHART_APISERVER_CA_FILE = "/etc/kube-oidc-authz/apiserver-ca/ca.crt"
 
 POD_PATHS = ["/etc/kube-oidc-authz/"]
 
@@ -120,17 +108,140 @@ def test_every_placeholder_is_substituted_and_nothing_else(chart):
             assert t == c
 
 
-def test_unknown_placeholder_fails_the_render(chart, tmp_path):
-    import helm_python as helm
-
+def _chart_copy(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A copy of the chart with its links to envoy/ resolved into files, to edit."""
     copy = tmp_path / "kube-oidc-authz"
     shutil.copytree(CHART_DIR, copy)
-    envoy_yaml = copy / "files" / "envoy.yaml"
-    envoy_yaml.write_text(envoy_yaml.read_text() + "# ${NOT_A_PLACEHOLDER} in a comment is fine\nx: ${NOT_A_PLACEHOLDER}\n")
+    return copy
+
+
+def _render_copy(copy: pathlib.Path, values: dict):
+    import helm_python as helm
+
+    with helm.Chart.load(str(copy)) as c:
+        return render(c, values)
+
+
+def _render_copy_error(copy: pathlib.Path, values: dict) -> str:
+    import helm_python as helm
+
     with helm.Chart.load(str(copy)) as c:
         with pytest.raises(helm.HelmRenderError) as err:
-            c.render(VALUES, name="r", namespace="n")
-    assert "placeholders the chart does not know: ${NOT_A_PLACEHOLDER}" in str(err.value)
+            c.render(values, name="r", namespace="n")
+    return str(err.value)
+
+
+def test_unknown_placeholder_fails_the_render(chart, tmp_path):
+    copy = _chart_copy(tmp_path)
+    envoy_yaml = copy / "files" / "envoy.yaml"
+    envoy_yaml.write_text(envoy_yaml.read_text() + "# ${NOT_A_PLACEHOLDER} in a comment is fine\nx: ${NOT_A_PLACEHOLDER}\n")
+    assert "placeholders the chart does not know: ${NOT_A_PLACEHOLDER}" in _render_copy_error(copy, VALUES)
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """The placeholder rules every renderer follows: comment lines are kept
+    as they are, every other ${NAME} is replaced."""
+    out = []
+    for line in template.splitlines(keepends=True):
+        if not line.lstrip().startswith("#"):
+            line = re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: values[m.group(1)], line)
+        out.append(line)
+    return "".join(out)
+
+
+def test_default_render_fills_the_templates_with_the_tables_pod_values(chart):
+    """With default values the chart renders exactly the pod column of
+    envoy/placeholders.yaml, so values.yaml's defaults and the table agree.
+    APISERVER_CA_FILE is the one path the chart sets itself."""
+    pod = {name: str(row["pod"]) for name, row in placeholders().items()}
+    pod["APISERVER_CA_FILE"] = CHART_APISERVER_CA_FILE
+    rendered = render(chart, VALUES)
+    cm = rendered.one("ConfigMap", f"{rendered.fullname()}-envoy")
+    for name in ["envoy.yaml", "sds-tls.yaml"]:
+        want = _fill((ROOT / "envoy" / name).read_text(), pod)
+        assert cm["data"][name] == want.rstrip("\n") + "\n", name
+
+
+def test_placeholder_values_come_from_the_table(tmp_path):
+    """The chart takes every pod value from the table, and lays only what
+    its values configure (ports, the apiserver, the stream timeout) over it."""
+    copy = _chart_copy(tmp_path)
+    table_path = copy / "files" / "placeholders.yaml"
+    table = yaml.safe_load(table_path.read_text())
+    table["LUA_FILE"]["pod"] = "/etc/kube-oidc-authz/envoy/from-the-table.lua"
+    table["ENVOY_LISTEN_PORT"]["pod"] = "1"
+    table_path.write_text(yaml.safe_dump(table))
+    config = yaml.safe_load(_render_copy(copy, {**VALUES, "envoy": {"listenPort": 9443}}).envoy_config())
+    lua = [f for f in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+           ["http_filters"] if f["name"] == "envoy.filters.http.lua"][0]
+    assert lua["typed_config"]["default_source_code"] == {"filename": "/etc/kube-oidc-authz/envoy/from-the-table.lua"}
+    assert config["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] == 9443
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        # Used by the template and not set from values: the template names something the table lacks.
+        ("LUA_FILE", "files/envoy.yaml uses placeholders the chart does not know: ${LUA_FILE}"),
+        # Set from values: the chart itself would use a name the table lacks.
+        ("AUTHZ_PORT", "the chart sets the Envoy placeholder AUTHZ_PORT, which files/placeholders.yaml does not list"),
+    ],
+    ids=["used-by-the-template", "set-from-values"],
+)
+def test_a_name_missing_from_the_table_fails_the_render(tmp_path, name, expected):
+    copy = _chart_copy(tmp_path)
+    table_path = copy / "files" / "placeholders.yaml"
+    table = yaml.safe_load(table_path.read_text())
+    del table[name]
+    table_path.write_text(yaml.safe_dump(table))
+    assert expected in _render_copy_error(copy, VALUES)
+
+
+def _file_refs(node) -> list[str]:
+    """Every file or folder an Envoy config names: `filename`s, and the
+    `path` of a watched directory or an SDS path source."""
+    found = []
+    if isinstance(node, dict):
+        for key, sub in node.items():
+            if key == "filename" and isinstance(sub, str):
+                found.append(sub)
+            elif key in ("watched_directory", "path_config_source") and isinstance(sub, dict):
+                found.append(sub["path"])
+            found += _file_refs(sub)
+    elif isinstance(node, list):
+        for sub in node:
+            found += _file_refs(sub)
+    return found
+
+
+def test_every_file_the_envoy_config_names_is_mounted(chart):
+    """The pod values of the table's paths and the chart's volume mounts
+    agree: each file the rendered config names is a key of a volume mounted
+    into the Envoy container, and each folder is a mount."""
+    rendered = render(chart, VALUES)
+    pod = rendered.one("Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files: dict[str, set[str]] = {}
+    for m in rendered.container("envoy")["volumeMounts"]:
+        vol = volumes[m["name"]]
+        source = vol.get("configMap") or vol.get("secret")
+        if source is None:
+            continue
+        if source.get("items"):
+            names = {i["path"] for i in source["items"]}
+        else:
+            kind = "ConfigMap" if "configMap" in vol else "Secret"
+            obj = rendered.one(kind, source.get("name") or source.get("secretName"))
+            names = set(obj["data"])
+        files[m["mountPath"]] = names
+    cm = rendered.one("ConfigMap", f"{rendered.fullname()}-envoy")
+    refs = _file_refs(yaml.safe_load(cm["data"]["envoy.yaml"])) + _file_refs(yaml.safe_load(cm["data"]["sds-tls.yaml"]))
+    assert refs
+    for ref in refs:
+        if ref.startswith("/dev/"):
+            continue
+        folder, _, name = ref.rpartition("/")
+        assert ref in files or name in files.get(folder, set()), f"{ref} is not mounted into the Envoy container"
 
 
 def test_lua_filter_is_shipped_unchanged(chart):
@@ -154,7 +265,7 @@ def test_sds_file_names_the_mounted_serving_certificate(chart):
     assert secret["tls_certificate"]["watched_directory"] == {"path": "/etc/kube-oidc-authz/tls"}
 
 
-@pytest.mark.parametrize("name", ["envoy.yaml", "sds-tls.yaml", "impersonation.lua"])
+@pytest.mark.parametrize("name", ["envoy.yaml", "sds-tls.yaml", "impersonation.lua", "placeholders.yaml"])
 def test_chart_files_are_the_shipped_envoy_files(name):
     """The chart links to envoy/ rather than keeping copies that could drift;
     Helm follows the links when it loads or packages the chart."""

@@ -326,7 +326,6 @@ def test_cluster_role_follows_features(render_case):
     assert extras == [
         "userextras/authentication.kubernetes.io/credential-id",
         "userextras/cluster",
-        "userextras/example.com/tenant",
         "userextras/region",
         "userextras/remote-client-ip",
     ]
@@ -472,3 +471,16 @@ def test_pdb_and_hpa_target_the_deployment(render_case):
     assert all(pod_labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
     hpa = r.one("HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
+
+
+# === layout ===
+
+
+def test_every_helper_file_says_what_it_holds():
+    """Named templates are split by concern; each file's first line says
+    which, so a reader finds a helper by file name."""
+    files = sorted((CHART_DIR / "templates").glob("_*.tpl"))
+    assert files
+    for f in files:
+        first = f.read_text().splitlines()[0]
+        assert re.fullmatch(r"\{\{/\* [^\n]+ \*/\}\}", first), f"{f.name} must open with a one-line {{{{/* ... */}}}} comment"
