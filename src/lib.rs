@@ -34,6 +34,8 @@ pub mod audit;
 pub mod authz;
 pub mod cli;
 pub mod error;
+pub mod k8s;
+pub mod metadata;
 pub mod process;
 pub mod serve;
 pub mod shutdown;

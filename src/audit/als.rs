@@ -4,9 +4,9 @@
 //! plane) is still audited.
 //!
 //! The identity comes from the authz service's ext_authz dynamic metadata
-//! (`user`, `uid`, `groups`, `extra` under `envoy.filters.http.ext_authz`);
+//! ([`crate::metadata`]);
 //! the verb and `objectRef` from method and path, resolved as the
-//! apiserver does ([`super::requestinfo`]).
+//! apiserver does ([`crate::k8s::request_info`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,17 +23,15 @@ use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::
 use envoy_types::pb::envoy::service::accesslog::v3::{
     StreamAccessLogsMessage, StreamAccessLogsResponse,
 };
-use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use tokio::sync::watch;
 
 use super::buffer::Buffer;
-use super::event::{Event, ObjectReference, UserInfo, micro_time};
+use super::event::{Event, ObjectReference, micro_time};
 use super::metrics::{DropReason, Metrics, Source};
-use super::requestinfo;
 use super::truncate::{Limits, encode};
-
-/// The dynamic metadata namespace ext_authz stores the identity under.
-pub const EXT_AUTHZ_NAMESPACE: &str = "envoy.filters.http.ext_authz";
+use crate::k8s::UserInfo;
+use crate::k8s::request_info;
+use crate::metadata::{self, IdentityMetadata};
 
 /// Annotation naming where an event came from.
 pub const SOURCE_ANNOTATION: &str = "audit.kube-oidc-authz.io/source";
@@ -163,7 +161,7 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
     } else {
         request.original_path.clone()
     };
-    let info = requestinfo::resolve(method, &uri);
+    let info = request_info::resolve(method, &uri);
 
     let start = common
         .start_time
@@ -185,7 +183,8 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
     let identity = common
         .metadata
         .as_ref()
-        .and_then(|m| m.filter_metadata.get(EXT_AUTHZ_NAMESPACE));
+        .and_then(|m| m.filter_metadata.get(metadata::NAMESPACE))
+        .and_then(IdentityMetadata::from_struct);
     let mut annotations = BTreeMap::new();
     annotations.insert(SOURCE_ANNOTATION.to_owned(), "envoy-access-log".to_owned());
     if !request.request_id.is_empty() {
@@ -194,8 +193,11 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
             truncate_chars(&request.request_id, 128),
         );
     }
-    if let Some(mode) = identity.and_then(|s| string_field(s, "mode")) {
-        annotations.insert(MODE_ANNOTATION.to_owned(), truncate_chars(&mode, 32));
+    if let Some(identity) = &identity {
+        annotations.insert(
+            MODE_ANNOTATION.to_owned(),
+            identity.mode.as_str().to_owned(),
+        );
     }
 
     let code = entry
@@ -215,7 +217,7 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
         stage: "ResponseComplete".to_owned(),
         request_uri: uri,
         verb: info.verb.clone(),
-        user: identity.map(user_from_metadata).unwrap_or_default(),
+        user: identity.map(user_info).unwrap_or_default(),
         impersonated_user: None,
         source_ips: source_ips(&request.forwarded_for, common),
         user_agent: (!request.user_agent.is_empty()).then(|| request.user_agent.clone()),
@@ -243,57 +245,14 @@ fn truncate_chars(s: &str, n: usize) -> String {
 
 /// The identity the authz service put in the metadata. Like the apiserver
 /// for any authenticated user, `system:authenticated` is among the groups.
-fn user_from_metadata(s: &Struct) -> UserInfo {
-    let Some(username) = string_field(s, "user").filter(|u| !u.is_empty()) else {
-        return UserInfo::default();
-    };
-    let mut groups = string_list(s.fields.get("groups"));
-    if !groups.iter().any(|g| g == "system:authenticated") {
-        groups.push("system:authenticated".to_owned());
-    }
-    let mut extra = BTreeMap::new();
-    if let Some(Value {
-        kind: Some(Kind::StructValue(e)),
-    }) = s.fields.get("extra")
-    {
-        for (k, v) in &e.fields {
-            extra.insert(k.clone(), string_list(Some(v)));
-        }
-    }
+fn user_info(identity: IdentityMetadata) -> UserInfo {
     UserInfo {
-        username,
-        uid: string_field(s, "uid").unwrap_or_default(),
-        groups,
-        extra,
+        username: identity.user,
+        uid: identity.uid.unwrap_or_default(),
+        groups: identity.groups,
+        extra: identity.extra.into_iter().collect(),
     }
-}
-
-fn string_field(s: &Struct, key: &str) -> Option<String> {
-    match s.fields.get(key) {
-        Some(Value {
-            kind: Some(Kind::StringValue(v)),
-        }) => Some(v.clone()),
-        _ => None,
-    }
-}
-
-fn string_list(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value {
-            kind: Some(Kind::ListValue(l)),
-        }) => l
-            .values
-            .iter()
-            .filter_map(|v| match &v.kind {
-                Some(Kind::StringValue(s)) => Some(s.clone()),
-                _ => None,
-            })
-            .collect(),
-        Some(Value {
-            kind: Some(Kind::StringValue(s)),
-        }) => vec![s.clone()],
-        _ => Vec::new(),
-    }
+    .with_authenticated_group()
 }
 
 /// `X-Forwarded-For` addresses first, then the peer, as the apiserver's
@@ -326,45 +285,20 @@ mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::{Address, Metadata, SocketAddress};
     use envoy_types::pb::envoy::data::accesslog::v3::HttpResponseProperties;
-    use envoy_types::pb::google::protobuf::{ListValue, Timestamp, UInt32Value};
-
-    fn s(v: &str) -> Value {
-        Value {
-            kind: Some(Kind::StringValue(v.into())),
-        }
-    }
+    use envoy_types::pb::google::protobuf::{Timestamp, UInt32Value};
 
     fn entry(method: RequestMethod, path: &str, with_identity: bool) -> HttpAccessLogEntry {
-        let mut fields = std::collections::HashMap::new();
-        fields.insert("user".to_owned(), s("banyan:alice@example.com"));
-        fields.insert("uid".to_owned(), s("u-1"));
-        fields.insert("mode".to_owned(), s("impersonate"));
-        fields.insert(
-            "groups".to_owned(),
-            Value {
-                kind: Some(Kind::ListValue(ListValue {
-                    values: vec![s("banyan:developers")],
-                })),
-            },
-        );
-        let mut extra = std::collections::HashMap::new();
-        extra.insert(
-            "example.com/team".to_owned(),
-            Value {
-                kind: Some(Kind::ListValue(ListValue {
-                    values: vec![s("a"), s("b")],
-                })),
-            },
-        );
-        fields.insert(
-            "extra".to_owned(),
-            Value {
-                kind: Some(Kind::StructValue(Struct { fields: extra })),
-            },
-        );
+        let identity = IdentityMetadata {
+            mode: metadata::Mode::Impersonate,
+            user: "banyan:alice@example.com".into(),
+            issuer: "https://issuer.example".into(),
+            uid: Some("u-1".into()),
+            groups: vec!["banyan:developers".into()],
+            extra: vec![("example.com/team".into(), vec!["a".into(), "b".into()])],
+        };
         let mut filter_metadata = std::collections::HashMap::new();
         if with_identity {
-            filter_metadata.insert(EXT_AUTHZ_NAMESPACE.to_owned(), Struct { fields });
+            filter_metadata.insert(metadata::NAMESPACE.to_owned(), identity.to_struct());
         }
         HttpAccessLogEntry {
             common_properties: Some(AccessLogCommon {

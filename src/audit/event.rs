@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::k8s::UserInfo;
 use serde::{Deserialize, Serialize};
 
 /// The API version every forwarded event list carries.
@@ -51,19 +52,6 @@ pub struct Event {
     pub stage_timestamp: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
-}
-
-/// `authentication.k8s.io/v1` `UserInfo`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserInfo {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub username: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub uid: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// The object a resource request addressed.

@@ -2,7 +2,7 @@
 //!
 //! - [`webhook`] receives `EventList`s from an apiserver's or
 //!   kube-oidc-proxy's audit webhook backend; [`als`] turns Envoy's access
-//!   log stream into events, with [`requestinfo`] resolving verb and
+//!   log stream into events, with [`crate::k8s::request_info`] resolving verb and
 //!   `objectRef` as the apiserver does. Both hand [`event::Event`]s,
 //!   serialized and if need be shortened by [`truncate`], to
 //! - [`buffer`], bounded by events and bytes, which drops (and counts)
@@ -19,7 +19,6 @@ pub mod buffer;
 pub mod cse;
 pub mod event;
 pub mod metrics;
-pub mod requestinfo;
 pub mod retry;
 pub mod spool;
 pub mod truncate;

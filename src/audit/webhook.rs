@@ -20,6 +20,7 @@ use super::buffer::Buffer;
 use super::event::{API_VERSION_V1, API_VERSION_V1BETA1, EventListIn, TypeMeta};
 use super::metrics::{DropReason, Metrics, Source};
 use super::truncate::{EncodeError, Limits, encode};
+use crate::k8s::Status;
 
 #[derive(Clone)]
 struct WebhookState {
@@ -82,16 +83,13 @@ impl Refusal {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code.as_u16(),
-        });
-        let mut resp = (self.code, axum::Json(body)).into_response();
+        let body = Status::failure(self.code.as_u16(), self.reason, self.message).to_json();
+        let mut resp = (
+            self.code,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
         if self.code == StatusCode::METHOD_NOT_ALLOWED {
             resp.headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static("POST"));

@@ -1,7 +1,6 @@
-//! Decision → wire: Envoy header mutations and dynamic metadata for an
-//! allowed request, a Kubernetes `Status` body for a denied one.
-
-use std::collections::HashMap;
+//! Decision → wire: Envoy header mutations and the identity metadata
+//! ([`crate::metadata`]) for an allowed request, a Kubernetes `Status` body
+//! ([`crate::k8s::Status`]) for a denied one.
 
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
@@ -10,12 +9,12 @@ use envoy_types::pb::envoy::service::auth::v3::{
     CheckResponse, DeniedHttpResponse, OkHttpResponse,
 };
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
-use envoy_types::pb::google::protobuf::{ListValue, Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::error::DenyReason;
 use super::identity::Identity;
+use crate::k8s::{Status, impersonation};
+use crate::metadata::{IdentityMetadata, Mode};
 
 /// gRPC status codes carried inside `CheckResponse.status`.
 const GRPC_OK: i32 = 0;
@@ -23,33 +22,8 @@ const GRPC_PERMISSION_DENIED: i32 = 7;
 const GRPC_UNAVAILABLE: i32 = 14;
 const GRPC_UNAUTHENTICATED: i32 = 16;
 
-/// Characters escaped in an `Impersonate-Extra-` key, as client-go does:
-/// everything that is not an RFC 7230 token character, and `%` itself.
-const EXTRA_KEY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'\'')
-    .remove(b'*')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
-
-/// The header name carrying one extra key.
-pub fn extra_header_name(key: &str) -> String {
-    format!(
-        "impersonate-extra-{}",
-        utf8_percent_encode(key, EXTRA_KEY_ESCAPE)
-    )
-    .to_ascii_lowercase()
-}
-
+/// A header mutation that replaces any value the request carries: the
+/// protocol's default is append, which would keep a forged value.
 fn overwrite(key: &str, value: &str) -> HeaderValueOption {
     HeaderValueOption {
         header: Some(HeaderValue {
@@ -62,29 +36,26 @@ fn overwrite(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
-fn string(s: &str) -> Value {
-    Value {
-        kind: Some(Kind::StringValue(s.to_owned())),
-    }
-}
-
-fn list<'a>(items: impl IntoIterator<Item = &'a String>) -> Value {
-    Value {
-        kind: Some(Kind::ListValue(ListValue {
-            values: items.into_iter().map(|s| string(s)).collect(),
+fn ok(metadata: &IdentityMetadata, headers: Vec<HeaderValueOption>) -> CheckResponse {
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: GRPC_OK,
+            message: String::new(),
+            details: Vec::new(),
+        }),
+        dynamic_metadata: Some(metadata.to_struct()),
+        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+            headers,
+            ..Default::default()
         })),
-    }
-}
-
-fn object(fields: HashMap<String, Value>) -> Value {
-    Value {
-        kind: Some(Kind::StructValue(Struct { fields })),
     }
 }
 
 /// An allowed request: impersonate `identity` with the proxy's own token.
 /// `request_extras` are per-request extras (client address, static extras)
-/// merged after the identity's own.
+/// merged after the identity's own. The single-valued headers are header
+/// mutations; groups and extras go only into the metadata, from which
+/// `envoy/impersonation.lua` writes one line per value.
 pub fn allow(
     identity: &Identity,
     upstream_token: &str,
@@ -95,93 +66,50 @@ pub fn allow(
         "authorization",
         &format!("Bearer {upstream_token}"),
     ));
-    headers.push(overwrite("impersonate-user", &identity.user));
+    headers.push(overwrite(impersonation::USER, &identity.user));
     if let Some(uid) = &identity.uid {
-        headers.push(overwrite("impersonate-uid", uid));
+        headers.push(overwrite(impersonation::UID, uid));
     }
 
-    let mut extra: HashMap<String, Vec<String>> = identity
-        .extra
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut extra = identity.extra.clone();
     for (k, v) in request_extras {
-        extra
-            .entry((*k).to_owned())
-            .or_default()
-            .push((*v).to_owned());
+        match extra.iter_mut().find(|(key, _)| key == k) {
+            Some((_, values)) => values.push((*v).to_owned()),
+            None => extra.push(((*k).to_owned(), vec![(*v).to_owned()])),
+        }
     }
-
-    let mut fields = HashMap::with_capacity(7);
-    fields.insert("mode".to_owned(), string("impersonate"));
-    fields.insert("user".to_owned(), string(&identity.user));
-    fields.insert("issuer".to_owned(), string(&identity.issuer));
-    if let Some(uid) = &identity.uid {
-        fields.insert("uid".to_owned(), string(uid));
-    }
-    fields.insert("groups".to_owned(), list(&identity.groups));
-    fields.insert(
-        "impersonate_extra".to_owned(),
-        object(
-            extra
-                .iter()
-                .map(|(k, v)| (extra_header_name(k), list(v)))
-                .collect(),
-        ),
-    );
-    fields.insert(
-        "extra".to_owned(),
-        object(extra.iter().map(|(k, v)| (k.clone(), list(v))).collect()),
-    );
-
-    CheckResponse {
-        status: Some(rpc::Status {
-            code: GRPC_OK,
-            message: String::new(),
-            details: Vec::new(),
-        }),
-        dynamic_metadata: Some(Struct { fields }),
-        http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-            headers,
-            ..Default::default()
-        })),
-    }
+    let metadata = IdentityMetadata {
+        mode: Mode::Impersonate,
+        user: identity.user.clone(),
+        issuer: identity.issuer.clone(),
+        uid: identity.uid.clone(),
+        groups: identity.groups.clone(),
+        extra,
+    };
+    ok(&metadata, headers)
 }
 
 /// An allowed passthrough request: the caller's own token goes upstream
 /// unchanged, with no impersonation.
 pub fn allow_passthrough(user: &str) -> CheckResponse {
-    let mut fields = HashMap::with_capacity(2);
-    fields.insert("mode".to_owned(), string("passthrough"));
-    fields.insert("user".to_owned(), string(user));
-    CheckResponse {
-        status: Some(rpc::Status {
-            code: GRPC_OK,
-            message: String::new(),
-            details: Vec::new(),
-        }),
-        dynamic_metadata: Some(Struct { fields }),
-        http_response: Some(HttpResponse::OkResponse(OkHttpResponse::default())),
-    }
+    ok(&IdentityMetadata::passthrough(user), Vec::new())
 }
 
 /// A denied request, answered by Envoy with a Kubernetes `Status` body.
 pub fn deny(reason: DenyReason) -> CheckResponse {
-    let code = reason.http_status();
-    let (k8s_reason, message, grpc) = match code {
+    let (status, grpc) = match reason.http_status() {
         403 => (
-            "Forbidden",
-            "impersonation is not allowed through this proxy",
+            Status::forbidden("impersonation is not allowed through this proxy"),
             GRPC_PERMISSION_DENIED,
         ),
         503 => (
-            "ServiceUnavailable",
-            "the authentication service cannot verify credentials right now",
+            Status::service_unavailable(
+                "the authentication service cannot verify credentials right now",
+            ),
             GRPC_UNAVAILABLE,
         ),
-        _ => ("Unauthorized", "Unauthorized", GRPC_UNAUTHENTICATED),
+        _ => (Status::unauthorized(), GRPC_UNAUTHENTICATED),
     };
-    let body = status_body(code, k8s_reason, message);
     CheckResponse {
         status: Some(rpc::Status {
             code: grpc,
@@ -190,32 +118,21 @@ pub fn deny(reason: DenyReason) -> CheckResponse {
         }),
         dynamic_metadata: None,
         http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
-            status: Some(HttpStatus { code: code.into() }),
+            status: Some(HttpStatus {
+                code: status.code.into(),
+            }),
             headers: vec![
                 overwrite("content-type", "application/json"),
                 overwrite("cache-control", "no-store"),
             ],
-            body,
+            body: status.to_json(),
         })),
     }
 }
 
-/// A `meta/v1` `Status` object as the apiserver writes it.
-pub fn status_body(code: u16, reason: &str, message: &str) -> String {
-    serde_json::json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    })
-    .to_string()
-}
-
 #[cfg(test)]
 mod tests {
+    use envoy_types::pb::google::protobuf::{Value, value::Kind};
 
     use super::*;
 
@@ -230,20 +147,6 @@ mod tests {
             )],
             issuer: "https://idp".into(),
         }
-    }
-
-    #[test]
-    fn extra_header_names_escape_like_client_go() {
-        assert_eq!(
-            extra_header_name("authentication.kubernetes.io/credential-id"),
-            "impersonate-extra-authentication.kubernetes.io%2fcredential-id"
-        );
-        assert_eq!(
-            extra_header_name("remote-client-ip"),
-            "impersonate-extra-remote-client-ip"
-        );
-        assert_eq!(extra_header_name("a%b c"), "impersonate-extra-a%25b%20c");
-        assert_eq!(extra_header_name("ünï"), "impersonate-extra-%c3%bcn%c3%af");
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl<'a> InboundRequest<'a> {
     /// Whether any `impersonate-*` header is present, in any case.
     pub fn has_impersonation_header(self) -> bool {
         self.headers()
-            .any(|(k, _)| k.len() >= 12 && k.as_bytes()[..12].eq_ignore_ascii_case(b"impersonate-"))
+            .any(|(k, _)| crate::k8s::impersonation::is_impersonation_header(k))
     }
 
     pub fn method(self) -> &'a str {

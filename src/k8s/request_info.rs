@@ -1,8 +1,11 @@
-//! Method and path → the `verb` and `objectRef` the apiserver records.
+//! Method and path → what the request does in the apiserver's terms: the
+//! verb, and for a resource request its group, version, namespace,
+//! resource, subresource and name.
 //!
 //! The rules are those of k8s.io/apiserver's `RequestInfoFactory`, so an
-//! event built from an Envoy access-log entry matches what the apiserver's
-//! own audit log says about the same request:
+//! audit event built from an Envoy access-log entry matches what the
+//! apiserver's own audit log says about the same request, and the stand-in
+//! apiserver authorises what the real one would:
 //!
 //! - `/api/{version}/...` (core group) and `/apis/{group}/{version}/...`
 //!   are resource requests; anything else (`/healthz`, `/version`,

@@ -11,8 +11,11 @@ import subprocess
 from stack import ROOT, binary
 
 DEV_SUBCOMMANDS = ("dev-issuer", "stand-in-apiserver", "stand-in-cse", "demo", "render-envoy")
-# Crates that only the development tools use; the product must not link them.
-DEV_ONLY_CRATES = ("kube-oidc-dev", "rcgen", "hyper-util", "tokio-rustls", "subtle")
+# Crates that only the development tools use (the dev crate itself, and
+# rcgen, which mints its certificates); the product must not link them.
+# hyper-util, tokio-rustls and subtle, which the dev tools also name, reach
+# the product through tonic, reqwest and axum anyway.
+DEV_ONLY_CRATES = ("kube-oidc-dev", "rcgen")
 
 
 def _stages(text: str) -> list[list[str]]:

@@ -13,13 +13,12 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::data::accesslog::v3::{
     AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
 };
-use envoy_types::pb::google::protobuf::{
-    ListValue, Struct, Timestamp, UInt32Value, Value as PbValue, value::Kind,
-};
+use envoy_types::pb::google::protobuf::{Timestamp, UInt32Value, Value as PbValue, value::Kind};
 use kube_oidc_authz::audit::args::Config;
 use kube_oidc_authz::audit::cse::{RefreshToken, Secret};
 use kube_oidc_authz::audit::{self, DrainReport, Listeners};
 use kube_oidc_authz::error::RunError;
+use kube_oidc_authz::metadata::{self, IdentityMetadata, Mode};
 use kube_oidc_dev::cse::{CseOptions, StandInCse};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -185,25 +184,19 @@ fn string(s: &str) -> PbValue {
 
 /// An Envoy access-log entry for a request that passed ext_authz as alice.
 pub fn als_entry(method: RequestMethod, path: &str, code: u32) -> HttpAccessLogEntry {
-    let mut identity = HashMap::new();
-    identity.insert("user".to_owned(), string("banyan:alice@example.com"));
-    identity.insert("mode".to_owned(), string("impersonate"));
-    identity.insert(
-        "groups".to_owned(),
-        PbValue {
-            kind: Some(Kind::ListValue(ListValue {
-                values: vec![
-                    string("banyan:any-employee-personal-device"),
-                    string("banyan:developers"),
-                ],
-            })),
-        },
-    );
+    let identity = IdentityMetadata {
+        mode: Mode::Impersonate,
+        user: "banyan:alice@example.com".into(),
+        issuer: "https://issuer.example".into(),
+        uid: None,
+        groups: vec![
+            "banyan:any-employee-personal-device".into(),
+            "banyan:developers".into(),
+        ],
+        extra: Vec::new(),
+    };
     let mut filter_metadata = HashMap::new();
-    filter_metadata.insert(
-        "envoy.filters.http.ext_authz".to_owned(),
-        Struct { fields: identity },
-    );
+    filter_metadata.insert(metadata::NAMESPACE.to_owned(), identity.to_struct());
     HttpAccessLogEntry {
         common_properties: Some(AccessLogCommon {
             downstream_remote_address: Some(Address {

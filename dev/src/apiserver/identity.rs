@@ -5,57 +5,19 @@
 use std::collections::BTreeMap;
 
 use http::HeaderMap;
-use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use super::rbac::{Attributes, Rbac};
 use super::status::ApiError;
 
-/// The group every authenticated user belongs to.
-pub const ALL_AUTHENTICATED: &str = "system:authenticated";
-/// The group of unauthenticated requests.
-pub const ALL_UNAUTHENTICATED: &str = "system:unauthenticated";
-/// The anonymous user's name.
-pub const ANONYMOUS: &str = "system:anonymous";
+pub use kube_oidc_authz::k8s::user_info::{
+    ALL_AUTHENTICATED, ALL_UNAUTHENTICATED, ANONYMOUS, UserInfo, split_service_account,
+};
 
-const SA_PREFIX: &str = "system:serviceaccount:";
+const SA_PREFIX: &str = kube_oidc_authz::k8s::user_info::SERVICE_ACCOUNT_PREFIX;
+/// The stand-in reads `Impersonate-*` lines with its own code, not the
+/// product's, so that it checks what the product writes independently.
 const EXTRA_PREFIX: &str = "impersonate-extra-";
-
-/// A Kubernetes `user.Info`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UserInfo {
-    pub username: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub uid: String,
-    pub groups: Vec<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<String, Vec<String>>,
-}
-
-impl UserInfo {
-    /// The identity of a service account, as the token authenticator
-    /// builds it.
-    pub fn service_account(username: &str, uid: &str) -> Self {
-        let mut groups = vec!["system:serviceaccounts".to_owned()];
-        if let Some((ns, _)) = split_service_account(username) {
-            groups.push(format!("system:serviceaccounts:{ns}"));
-        }
-        groups.push(ALL_AUTHENTICATED.to_owned());
-        UserInfo {
-            username: username.to_owned(),
-            uid: uid.to_owned(),
-            groups,
-            extra: BTreeMap::new(),
-        }
-    }
-}
-
-/// `system:serviceaccount:<ns>:<name>` → `(ns, name)`.
-pub fn split_service_account(username: &str) -> Option<(&str, &str)> {
-    let rest = username.strip_prefix(SA_PREFIX)?;
-    let (ns, name) = rest.split_once(':')?;
-    (!ns.is_empty() && !name.is_empty() && !name.contains(':')).then_some((ns, name))
-}
 
 /// Authenticates the request: only `Authorization: Bearer <token>` with the
 /// one accepted token succeeds, compared in constant time. Anything else is

@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use kube_oidc_authz::k8s::request_info;
+
 use super::identity::{ALL_AUTHENTICATED, UserInfo};
 
 /// What a request does, as the authorizer sees it.
@@ -46,82 +48,26 @@ impl Attributes {
         }
     }
 
-    /// Parses a request as the apiserver's `RequestInfoFactory` does:
-    /// `/api/v1/...` and `/apis/<group>/<version>/...` with optional
-    /// `namespaces/<ns>/`, then `<resource>[/<name>[/<subresource>]]`;
-    /// everything else is a non-resource request whose verb is the
-    /// lowercased method.
+    /// What a request does, resolved by the product's
+    /// [`request_info`] (the apiserver's `RequestInfoFactory` rules: `watch`
+    /// and `proxy` paths, `?watch`, field-selected names, percent-decoding).
+    /// `path` is the request path as sent, `query` its query string.
     pub fn from_request(user: UserInfo, method: &http::Method, path: &str, query: &str) -> Self {
-        let non_resource = |user| Attributes {
-            user,
-            verb: method.as_str().to_ascii_lowercase(),
-            resource_request: false,
-            api_group: String::new(),
-            api_version: String::new(),
-            namespace: String::new(),
-            resource: String::new(),
-            subresource: String::new(),
-            name: String::new(),
-            path: path.to_owned(),
-        };
-        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let (group, version, rest) = match parts.as_slice() {
-            ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest),
-            ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest),
-            _ => return non_resource(user),
-        };
-        let (namespace, rest) = match rest {
-            ["namespaces", ns, tail @ ..] if !tail.is_empty() => (*ns, tail),
-            _ => ("", rest),
-        };
-        let (resource, name, subresource) = match rest {
-            [r] => (*r, "", ""),
-            [r, n] => (*r, *n, ""),
-            [r, n, s, ..] => (*r, *n, *s),
-            [] => return non_resource(user),
-        };
-        // A namespace object is named by the path segment after
-        // `namespaces`.
-        let (namespace, resource, name) = if namespace.is_empty() && resource == "namespaces" {
-            ("", resource, name)
+        let info = if query.is_empty() {
+            request_info::resolve(method.as_str(), path)
         } else {
-            (namespace, resource, name)
-        };
-        let watch = query
-            .split('&')
-            .any(|kv| kv == "watch=true" || kv == "watch=1");
-        let verb = match *method {
-            http::Method::GET | http::Method::HEAD => {
-                if watch {
-                    "watch"
-                } else if name.is_empty() {
-                    "list"
-                } else {
-                    "get"
-                }
-            }
-            http::Method::POST => "create",
-            http::Method::PUT => "update",
-            http::Method::PATCH => "patch",
-            http::Method::DELETE => {
-                if name.is_empty() {
-                    "deletecollection"
-                } else {
-                    "delete"
-                }
-            }
-            _ => return non_resource(user),
+            request_info::resolve(method.as_str(), &format!("{path}?{query}"))
         };
         Attributes {
             user,
-            verb: verb.to_owned(),
-            resource_request: true,
-            api_group: group.to_owned(),
-            api_version: version.to_owned(),
-            namespace: namespace.to_owned(),
-            resource: resource.to_owned(),
-            subresource: subresource.to_owned(),
-            name: name.to_owned(),
+            verb: info.verb,
+            resource_request: info.is_resource_request,
+            api_group: info.api_group,
+            api_version: info.api_version,
+            namespace: info.namespace,
+            resource: info.resource,
+            subresource: info.subresource,
+            name: info.name,
             path: path.to_owned(),
         }
     }
@@ -331,6 +277,28 @@ mod tests {
                 "",
                 "default",
                 "",
+            ),
+            // The legacy watch path: `watch` is the verb, not a resource.
+            (
+                "GET",
+                "/api/v1/watch/namespaces/default/pods",
+                "",
+                "watch",
+                "pods",
+                "",
+                "default",
+                "",
+            ),
+            // Percent-encoded names are decoded, as the apiserver does.
+            (
+                "GET",
+                "/api/v1/namespaces/default/configmaps/a%3Ab",
+                "",
+                "get",
+                "configmaps",
+                "",
+                "default",
+                "a:b",
             ),
             (
                 "GET",

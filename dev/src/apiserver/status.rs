@@ -4,6 +4,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
+use kube_oidc_authz::k8s::Status;
 use serde_json::{Map, Value, json};
 
 use super::rbac::Attributes;
@@ -129,19 +130,13 @@ impl ApiError {
 
     /// The `Status` object.
     pub fn body(&self) -> Value {
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        });
-        if !self.details.is_empty() {
-            status["details"] = Value::Object(self.details.clone());
+        Status {
+            code: self.code,
+            reason: self.reason.to_owned(),
+            message: self.message.clone(),
+            details: self.details.clone(),
         }
-        status
+        .to_value()
     }
 }
 

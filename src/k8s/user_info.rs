@@ -1,0 +1,135 @@
+//! `authentication.k8s.io/v1` `UserInfo`: who the apiserver thinks made a
+//! request, as audit events and `SelfSubjectReview` carry it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The group every authenticated user is in.
+pub const ALL_AUTHENTICATED: &str = "system:authenticated";
+/// The group of unauthenticated requests.
+pub const ALL_UNAUTHENTICATED: &str = "system:unauthenticated";
+/// The anonymous user's name.
+pub const ANONYMOUS: &str = "system:anonymous";
+/// The prefix of a service account's username.
+pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+
+/// `authentication.k8s.io/v1` `UserInfo`. Empty fields are left out of the
+/// JSON, as the Go type's `omitempty` tags do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+impl UserInfo {
+    /// The identity of a service account, as the token authenticator
+    /// builds it: `system:serviceaccounts`, the namespace's group, and
+    /// `system:authenticated`.
+    pub fn service_account(username: &str, uid: &str) -> Self {
+        let mut groups = vec!["system:serviceaccounts".to_owned()];
+        if let Some((ns, _)) = split_service_account(username) {
+            groups.push(format!("system:serviceaccounts:{ns}"));
+        }
+        groups.push(ALL_AUTHENTICATED.to_owned());
+        UserInfo {
+            username: username.to_owned(),
+            uid: uid.to_owned(),
+            groups,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `system:authenticated` unless present, as the apiserver does
+    /// for every authenticated (and impersonated) user other than
+    /// `system:anonymous`.
+    pub fn with_authenticated_group(mut self) -> Self {
+        if self.username != ANONYMOUS && !self.groups.iter().any(|g| g == ALL_AUTHENTICATED) {
+            self.groups.push(ALL_AUTHENTICATED.to_owned());
+        }
+        self
+    }
+}
+
+/// `system:serviceaccount:<ns>:<name>` → `(ns, name)`.
+pub fn split_service_account(username: &str) -> Option<(&str, &str)> {
+    let rest = username.strip_prefix(SERVICE_ACCOUNT_PREFIX)?;
+    let (ns, name) = rest.split_once(':')?;
+    (!ns.is_empty() && !name.is_empty() && !name.contains(':')).then_some((ns, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn service_accounts_split_and_get_their_groups() {
+        for (name, want) in [
+            (
+                "system:serviceaccount:kube-system:default",
+                Some(("kube-system", "default")),
+            ),
+            ("system:serviceaccount:ns:a:b", None),
+            ("system:serviceaccount::x", None),
+            ("system:serviceaccount:ns:", None),
+            ("alice", None),
+        ] {
+            assert_eq!(split_service_account(name), want, "{name}");
+        }
+        let sa = UserInfo::service_account("system:serviceaccount:ns:proxy", "u-1");
+        assert_eq!(
+            sa.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:ns",
+                "system:authenticated"
+            ]
+        );
+    }
+
+    #[test]
+    fn authenticated_group_is_added_once_and_never_to_anonymous() {
+        let u = UserInfo {
+            username: "alice".into(),
+            groups: vec!["dev".into()],
+            ..UserInfo::default()
+        }
+        .with_authenticated_group()
+        .with_authenticated_group();
+        assert_eq!(u.groups, ["dev", ALL_AUTHENTICATED]);
+        let anon = UserInfo {
+            username: ANONYMOUS.into(),
+            ..UserInfo::default()
+        }
+        .with_authenticated_group();
+        assert!(anon.groups.is_empty());
+    }
+
+    #[test]
+    fn json_leaves_out_empty_fields() {
+        let u = UserInfo {
+            username: "alice".into(),
+            groups: vec!["g".into()],
+            ..UserInfo::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&u).unwrap(),
+            json!({"username": "alice", "groups": ["g"]})
+        );
+        let back: UserInfo =
+            serde_json::from_value(json!({"username": "alice", "groups": ["g"]})).unwrap();
+        assert_eq!(back, u);
+        assert_eq!(
+            serde_json::to_value(UserInfo::default()).unwrap(),
+            json!({})
+        );
+    }
+}
