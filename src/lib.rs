@@ -6,10 +6,19 @@
 //! ordinary RBAC decides. A sidecar forwards audit events to the Cloud Secure
 //! Edge REST API.
 //!
-//! The modules, in the order a request meets them:
+//! The modules, in layers: each uses only its own layer and those before it,
+//! and nothing in the product uses the development tools.
 //!
-//! - [`cli`] and [`process`]: the `kube-oidc-authz` command line (one
-//!   subcommand per role) and the entry both binaries share.
+//! 1. The floor: [`error`] (why a role stopped, exit codes), [`duration`]
+//!    (the one Go-style duration grammar of every flag), [`secret`]
+//!    (strings `Debug` never shows), [`tls`] (HTTPS clients trusting a
+//!    given CA), [`telemetry`] (logs and OTLP traces), [`shutdown`] (the
+//!    drain signal).
+//! 2. The vocabulary: [`k8s`] (Kubernetes `Status`, `UserInfo`, request
+//!    info, impersonation headers) and [`metadata`] (the identity contract
+//!    between the authz service, Envoy's Lua filter and access log, and the
+//!    audit forwarder).
+//! 3. The roles:
 //! - [`authz`]: the ext_authz service. [`authz::check`] receives a
 //!   `CheckRequest`, [`authz::token`] finds the bearer token,
 //!   [`authz::verify`] checks it against keys from [`authz::jwks`],
@@ -20,8 +29,9 @@
 //!   buffer → batch → ship to the CSE REST API.
 //! - [`serve`]: the small HTTP server for `/healthz`, `/readyz` and
 //!   `/metrics` shared by both long-running roles.
-//! - [`telemetry`], [`shutdown`], [`tls`], [`error`]: logging and tracing
-//!   set-up, the drain signal, HTTPS clients, and the exit codes.
+//! 4. The entry: [`cli`] (the `kube-oidc-authz` command line, one
+//!    subcommand per role) and [`process`] (runtime, telemetry, drain
+//!    signal and exit code, shared with the development binary).
 //!
 //! The development tools (a token-minting issuer, the stand-in apiserver
 //! and CSE API, the demo) are the separate `kube-oidc-dev` crate and binary,
@@ -33,10 +43,12 @@
 pub mod audit;
 pub mod authz;
 pub mod cli;
+pub mod duration;
 pub mod error;
 pub mod k8s;
 pub mod metadata;
 pub mod process;
+pub mod secret;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;

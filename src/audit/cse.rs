@@ -8,7 +8,6 @@
 //! token>`; errors are JSON with `Message`, or `error` and `error_code`.
 //! The path batches are posted to is configuration (`--restapi-events-path`).
 
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,32 +20,7 @@ use super::buffer::Item;
 use super::event::API_VERSION_V1;
 use super::metrics::Metrics;
 
-/// A secret string whose `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
+pub use crate::secret::Secret;
 
 /// Where the refresh token comes from. A file is re-read at every
 /// exchange, so a rotated Kubernetes Secret takes effect without a restart.

@@ -153,30 +153,10 @@ pub struct AuthzArgs {
     pub cache_max_entries: u64,
 
     /// Least time between two JWKS fetches triggered by unknown key ids.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_MIN_REFRESH_INTERVAL", value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_MIN_REFRESH_INTERVAL", value_parser = crate::duration::parse, default_value = "5s")]
     pub jwks_min_refresh_interval: Duration,
 
     /// How often keys are refreshed in the background.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_REFRESH_INTERVAL", value_parser = parse_duration, default_value = "5m")]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_REFRESH_INTERVAL", value_parser = crate::duration::parse, default_value = "5m")]
     pub jwks_refresh_interval: Duration,
-}
-
-/// Parses `300ms`, `5s`, `10m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 300ms, 30s, 5m or 1h"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }

@@ -7,4 +7,5 @@
 
 mod audit_shipped_configs_parse;
 mod envoy_compose_render_is_current;
+mod metadata_contract_is_cited;
 mod readme_documents_every_flag;

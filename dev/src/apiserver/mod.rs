@@ -77,23 +77,8 @@ pub struct ApiserverArgs {
     #[arg(long)]
     pub rbac_file: Option<PathBuf>,
     /// How often a watch on pods receives a MODIFIED event.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = kube_oidc_authz::duration::parse)]
     pub watch_event_interval: Duration,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms or 2s"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?} is not a duration like 500ms or 2s")),
-    }
 }
 
 /// What the stand-in needs to serve.

@@ -5,8 +5,7 @@
 use serde::Deserialize;
 
 use kube_oidc_authz::k8s::request_info;
-
-use super::identity::{ALL_AUTHENTICATED, UserInfo};
+use kube_oidc_authz::k8s::user_info::{ALL_AUTHENTICATED, UserInfo};
 
 /// What a request does, as the authorizer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,6 +339,8 @@ mod tests {
                 "",
                 "",
             ),
+            // A namespace object: the apiserver's resolver sets the
+            // request's namespace to the namespace's own name.
             (
                 "GET",
                 "/api/v1/namespaces/kube-system",
@@ -347,7 +348,7 @@ mod tests {
                 "get",
                 "namespaces",
                 "",
-                "",
+                "kube-system",
                 "kube-system",
             ),
             (
