@@ -33,9 +33,10 @@ demo: setup release
 	./target/release/kube-oidc-dev --log-format text demo --envoy $(ENVOY_BIN) --dir .demo \
 		--product-bin ./target/release/kube-oidc-authz $(DEMO_ARGS)
 
-lint:
+lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check .
 
 test-rust:
 	$(CARGO) test --locked --workspace
