@@ -22,7 +22,6 @@ import urllib.request
 import helm_python as helm
 import pytest
 import yaml
-
 from chart_helpers import CHART_DIR, render
 
 STARTUP_TIMEOUT = 30.0

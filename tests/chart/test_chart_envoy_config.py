@@ -12,7 +12,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from chart_helpers import CHART_DIR, ROOT, placeholders, render
 
 ENVOY = os.environ.get("ENVOY_BIN") or str(ROOT / ".venv" / "bin" / "envoy")
@@ -103,7 +102,7 @@ def test_every_placeholder_is_substituted_and_nothing_else(chart):
     t_lines = template.rstrip("\n").splitlines()
     c_lines = config.rstrip("\n").splitlines()
     assert len(t_lines) == len(c_lines)
-    for t, c in zip(t_lines, c_lines):
+    for t, c in zip(t_lines, c_lines, strict=True):
         if "${" not in t:
             assert t == c
 

@@ -16,11 +16,10 @@ import os
 import pathlib
 import subprocess
 
+import istio_schemas
 import jsonschema
 import pytest
 import yaml
-
-import istio_schemas
 from chart_helpers import CHART_DIR, ROOT, render
 
 ISTIO_DIR = ROOT / "envoy" / "istio"

@@ -10,7 +10,6 @@ import os
 import re
 
 import yaml
-
 from chart_helpers import CHART_DIR
 
 BEGIN = "<!-- values table: generated from values.yaml by tests/chart/test_chart_readme.py -->\n"

@@ -15,7 +15,6 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
-
 from chart_helpers import CASES, CHART_DIR, GOLDEN_DIR, ROOT, load_values, render
 
 KUBERNETES_VERSION = "1.35.0"

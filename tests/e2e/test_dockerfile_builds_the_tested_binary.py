@@ -91,8 +91,8 @@ def test_runtime_is_distroless_nonroot():
     _, runtime = _stages((ROOT / "Dockerfile").read_text())
     assert runtime[0].startswith("FROM gcr.io/distroless/") and runtime[0].endswith(":nonroot")
     assert "USER 65532:65532" in runtime
-    assert any(l.startswith("ENTRYPOINT") and "kube-oidc-authz" in l for l in runtime)
-    copies = [l for l in runtime if l.startswith("COPY")]
+    assert any(line.startswith("ENTRYPOINT") and "kube-oidc-authz" in line for line in runtime)
+    copies = [line for line in runtime if line.startswith("COPY")]
     assert copies == ["COPY --from=build /out/kube-oidc-authz /usr/local/bin/kube-oidc-authz"], copies
 
 

@@ -26,13 +26,13 @@ def test_groups_and_extras_arrive_as_separate_lines(stack):
     ]
     assert reviews, "no SelfSubjectReview reached the apiserver"
     lines = reviews[-1]["impersonate"]
-    assert [l for l in lines if l[0] in ("impersonate-user", "impersonate-group")] == [
+    assert [h for h in lines if h[0] in ("impersonate-user", "impersonate-group")] == [
         ["impersonate-user", "banyan:alice@example.com"],
         ["impersonate-group", "banyan:any-employee-personal-device"],
         ["impersonate-group", "banyan:developers"],
     ]
-    extras = [l for l in lines if l[0].startswith("impersonate-extra-")]
+    extras = [h for h in lines if h[0].startswith("impersonate-extra-")]
     # The token's jti, as the apiserver's own JWT authenticator records it.
     assert len(extras) == 1 and extras[0][0] == "impersonate-extra-authentication.kubernetes.io%2fcredential-id"
     assert extras[0][1].startswith("JTI=")
-    assert not [l for l in lines if "," in l[1]], lines
+    assert not [h for h in lines if "," in h[1]], lines
