@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_client::A
 use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::{
     HttpAccessLogEntries, LogEntries,
 };
-use kube_oidc_authz::audit::args::Config;
+use kube_oidc_authz::audit::Config;
 use kube_oidc_authz::audit::cse::{RefreshToken, Secret};
 use kube_oidc_authz::audit::{self, Listeners};
 use kube_oidc_dev::cse::{CseOptions, StandInCse};

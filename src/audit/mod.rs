@@ -1,23 +1,35 @@
-//! The audit forwarder: receive → buffer → batch → ship.
+//! The audit forwarder: receive → intake → buffer → batch → ship.
 //!
-//! - [`webhook`] receives `EventList`s from an apiserver's or
-//!   kube-oidc-proxy's audit webhook backend; [`als`] turns Envoy's access
-//!   log stream into events, with [`crate::k8s::request_info`] resolving verb and
-//!   `objectRef` as the apiserver does. Both hand [`event::Event`]s,
-//!   serialized and if need be shortened by [`truncate`], to
+//! - receive: [`webhook`] takes `EventList`s from an apiserver's or
+//!   kube-oidc-proxy's audit webhook backend; [`als`] serves Envoy's access
+//!   log stream, and [`access_log`] turns each entry into an
+//!   [`event::Event`], with [`crate::k8s::request_info`] resolving verb and
+//!   `objectRef` as the apiserver does;
+//! - intake: both hand their events to [`intake`], which serializes and if
+//!   need be shortens them ([`truncate`]), counts them and every drop with
+//!   its reason, and pushes them into
 //! - [`buffer`], bounded by events and bytes, which drops (and counts)
 //!   rather than makes a sender wait;
-//! - [`batch`] cuts batches by size, bytes or age, throttles, and delivers
-//!   them through [`cse`] with the backoff of [`retry`];
-//! - on shutdown the receivers stop, the buffer drains within a grace
-//!   period, and what is left goes to the [`spool`] when one is configured.
+//! - batch and ship: [`batch`] cuts batches by size, bytes or age,
+//!   throttles, and delivers them through [`cse`] with the backoff of
+//!   [`retry`];
+//! - [`spool`] owns the restart story: at start it reloads what the last
+//!   shutdown left; on shutdown the receivers stop, the buffer drains
+//!   within a grace period, and what is left is spooled (or counted as
+//!   dropped without a spool).
+//!
+//! [`args`] holds the flags and their defaults, [`config`] validates them
+//! into a [`Config`]; [`metrics`] names every counter.
 
+pub mod access_log;
 pub mod als;
 pub mod args;
 pub mod batch;
 pub mod buffer;
+pub mod config;
 pub mod cse;
 pub mod event;
+pub mod intake;
 pub mod metrics;
 pub mod retry;
 pub mod spool;
@@ -34,9 +46,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::RunError;
-use args::Config;
-use buffer::{Buffer, Item};
-use metrics::{DropReason, Metrics, Source};
+use buffer::Buffer;
+pub use config::Config;
+use metrics::Metrics;
+pub use spool::DrainReport;
 
 /// The three listeners the forwarder serves, already bound.
 #[derive(Debug)]
@@ -79,15 +92,6 @@ pub async fn run(
         .map(|_| ())
 }
 
-/// What became of the events still undelivered when the grace period ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DrainReport {
-    /// Written to the spool for the next start.
-    pub spooled: u64,
-    /// Lost (no spool, or the spool could not be written), and counted.
-    pub dropped: u64,
-}
-
 /// Serves on already-bound listeners until `shutdown` completes; then stops
 /// accepting, delivers what is buffered within the grace period, spools or
 /// counts the rest, and returns.
@@ -109,8 +113,9 @@ pub async fn serve(
             .map_err(|e| RunError::Runtime(anyhow::anyhow!("cannot build the CSE client: {e}")))?,
     );
     if let Some(dir) = &config.spool_dir {
-        reload_spool(dir.clone(), &buffer, config.batch.max_wait).await;
+        spool::reload(dir, &buffer, config.batch.max_wait).await;
     }
+    let intake = intake::Intake::new(buffer.clone(), metrics.clone(), config.limits);
 
     let (draining_tx, draining) = watch::channel(false);
     let (deadline_tx, deadline) = watch::channel::<Option<Instant>>(None);
@@ -132,24 +137,15 @@ pub async fn serve(
     let webhook_server = tokio::spawn(crate::serve::serve_router(
         listeners.webhook,
         webhook::router(
-            buffer.clone(),
+            intake.clone(),
             metrics.clone(),
-            config.limits,
             config.webhook_max_body_bytes,
         ),
         until_draining(draining.clone()),
     ));
     let als_server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(
-                als::AlsService::new(
-                    buffer.clone(),
-                    metrics.clone(),
-                    config.limits,
-                    draining.clone(),
-                )
-                .into_server(),
-            )
+            .add_service(als::AlsService::new(intake, draining.clone()).into_server())
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listeners.als),
                 until_draining(draining.clone()),
@@ -204,7 +200,7 @@ pub async fn serve(
             buffer.take_all()
         }
     };
-    let report = keep_leftover(config.spool_dir.as_deref(), leftover, &metrics).await;
+    let report = spool::keep_leftover(config.spool_dir.as_deref(), leftover, &metrics).await;
     let _ = ops_stop_tx.send(());
     let _ = ops.await;
     tracing::info!(
@@ -220,105 +216,5 @@ async fn until_draining(mut draining: watch::Receiver<bool>) {
         if draining.changed().await.is_err() {
             return;
         }
-    }
-}
-
-/// Loads spooled events back into the buffer, oldest first.
-async fn reload_spool(
-    dir: std::path::PathBuf,
-    buffer: &Arc<Buffer>,
-    max_wait: std::time::Duration,
-) {
-    // Spooled events already waited before the restart: send them first
-    // thing rather than after another full batch wait.
-    let arrived = Instant::now()
-        .checked_sub(max_wait)
-        .unwrap_or_else(Instant::now);
-    let files = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || spool::files(&dir)).await
-    };
-    let files = match files {
-        Ok(Ok(f)) => f,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot list the audit spool");
-            return;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list the audit spool");
-            return;
-        }
-    };
-    for path in files {
-        let p = path.clone();
-        let read = tokio::task::spawn_blocking(move || spool::read(&p)).await;
-        let (events, bad) = match read {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read an audit spool file, leaving it in place");
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read an audit spool file, leaving it in place");
-                continue;
-            }
-        };
-        if bad > 0 {
-            tracing::error!(file = %path.display(), lines = bad, "damaged lines in an audit spool file skipped");
-        }
-        let pushed = buffer.push_arrived(Source::Spool, events, arrived);
-        tracing::info!(
-            file = %path.display(),
-            loaded = pushed.accepted,
-            dropped = pushed.dropped,
-            "audit spool file reloaded"
-        );
-        let p = path.clone();
-        match tokio::task::spawn_blocking(move || spool::remove(&p)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot remove a reloaded audit spool file"),
-            Err(e) => tracing::error!(error = %e, "cannot remove a reloaded audit spool file"),
-        }
-    }
-}
-
-/// Events still undelivered at the end of the grace period go to the spool;
-/// without one (or if writing fails) they are counted as dropped.
-async fn keep_leftover(
-    dir: Option<&std::path::Path>,
-    leftover: Vec<Item>,
-    metrics: &Metrics,
-) -> DrainReport {
-    if leftover.is_empty() {
-        return DrainReport::default();
-    }
-    let n = leftover.len() as u64;
-    if let Some(dir) = dir {
-        let dir = dir.to_path_buf();
-        let events: Vec<Box<str>> = leftover.into_iter().map(|i| i.json).collect();
-        match tokio::task::spawn_blocking(move || spool::write(&dir, &events)).await {
-            Ok(Ok(path)) => {
-                tracing::info!(
-                    events = n,
-                    file = %path.map(|p| p.display().to_string()).unwrap_or_default(),
-                    "undelivered audit events spooled for the next start"
-                );
-                return DrainReport {
-                    spooled: n,
-                    dropped: 0,
-                };
-            }
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot spool undelivered audit events"),
-            Err(e) => tracing::error!(error = %e, "cannot spool undelivered audit events"),
-        }
-    }
-    metrics.dropped(DropReason::Shutdown, n);
-    tracing::error!(
-        events = n,
-        "audit events undelivered at the end of the shutdown grace period were dropped"
-    );
-    DrainReport {
-        spooled: 0,
-        dropped: n,
     }
 }

@@ -7,9 +7,19 @@
 //! file with the final name is always complete. A file is removed only
 //! after its events are back in the buffer. The spool covers orderly
 //! restarts (SIGTERM); a process killed outright loses what it held.
+//!
+//! The forwarder calls two functions: [`reload`] before it starts
+//! receiving, and [`keep_leftover`] with whatever the drain could not
+//! deliver; the file format stays private to this module.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::buffer::{Buffer, Item};
+use super::metrics::{DropReason, Metrics, Source};
 
 const SUFFIX: &str = ".jsonl";
 
@@ -23,6 +33,115 @@ pub enum SpoolError {
     },
 }
 
+// === the lifecycle: reload at start, keep what is left at shutdown ===
+
+/// What became of the events still undelivered when the grace period ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Written to the spool for the next start.
+    pub spooled: u64,
+    /// Lost (no spool, or the spool could not be written), and counted.
+    pub dropped: u64,
+}
+
+/// Loads spooled events back into the buffer, oldest first.
+pub async fn reload(dir: &Path, buffer: &Buffer, max_wait: Duration) {
+    // Spooled events already waited before the restart: send them first
+    // thing rather than after another full batch wait.
+    let arrived = Instant::now()
+        .checked_sub(max_wait)
+        .unwrap_or_else(Instant::now);
+    let files = {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || files(&dir)).await
+    };
+    let files = match files {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot list the audit spool");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the audit spool");
+            return;
+        }
+    };
+    for path in files {
+        let p = path.clone();
+        let read = tokio::task::spawn_blocking(move || read(&p)).await;
+        let (events, bad) = match read {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read an audit spool file, leaving it in place");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read an audit spool file, leaving it in place");
+                continue;
+            }
+        };
+        if bad > 0 {
+            tracing::error!(file = %path.display(), lines = bad, "damaged lines in an audit spool file skipped");
+        }
+        let pushed = buffer.push_arrived(Source::Spool, events, arrived);
+        tracing::info!(
+            file = %path.display(),
+            loaded = pushed.accepted,
+            dropped = pushed.dropped,
+            "audit spool file reloaded"
+        );
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || remove(&p)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot remove a reloaded audit spool file"),
+            Err(e) => tracing::error!(error = %e, "cannot remove a reloaded audit spool file"),
+        }
+    }
+}
+
+/// Events still undelivered at the end of the grace period go to the spool;
+/// without one (or if writing fails) they are counted as dropped.
+pub async fn keep_leftover(
+    dir: Option<&Path>,
+    leftover: Vec<Item>,
+    metrics: &Metrics,
+) -> DrainReport {
+    if leftover.is_empty() {
+        return DrainReport::default();
+    }
+    let n = leftover.len() as u64;
+    if let Some(dir) = dir {
+        let dir = dir.to_path_buf();
+        let events: Vec<Box<str>> = leftover.into_iter().map(|i| i.json).collect();
+        match tokio::task::spawn_blocking(move || write(&dir, &events)).await {
+            Ok(Ok(path)) => {
+                tracing::info!(
+                    events = n,
+                    file = %path.map(|p| p.display().to_string()).unwrap_or_default(),
+                    "undelivered audit events spooled for the next start"
+                );
+                return DrainReport {
+                    spooled: n,
+                    dropped: 0,
+                };
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot spool undelivered audit events"),
+            Err(e) => tracing::error!(error = %e, "cannot spool undelivered audit events"),
+        }
+    }
+    metrics.dropped(DropReason::Shutdown, n);
+    tracing::error!(
+        events = n,
+        "audit events undelivered at the end of the shutdown grace period were dropped"
+    );
+    DrainReport {
+        spooled: 0,
+        dropped: n,
+    }
+}
+
+// === files ===
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io {
         path: path.display().to_string(),
@@ -31,7 +150,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
 }
 
 /// Writes `events` (serialized JSON, one per line) to a new spool file.
-pub fn write(dir: &Path, events: &[Box<str>]) -> Result<Option<PathBuf>, SpoolError> {
+fn write(dir: &Path, events: &[Box<str>]) -> Result<Option<PathBuf>, SpoolError> {
     if events.is_empty() {
         return Ok(None);
     }
@@ -58,7 +177,7 @@ pub fn write(dir: &Path, events: &[Box<str>]) -> Result<Option<PathBuf>, SpoolEr
 }
 
 /// The spool files in `dir`, oldest first.
-pub fn files(dir: &Path) -> Result<Vec<PathBuf>, SpoolError> {
+fn files(dir: &Path) -> Result<Vec<PathBuf>, SpoolError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -79,7 +198,7 @@ pub fn files(dir: &Path) -> Result<Vec<PathBuf>, SpoolError> {
 
 /// Reads one spool file. Lines that are not JSON objects (a damaged file)
 /// are skipped and counted in the second value.
-pub fn read(path: &Path) -> Result<(Vec<Box<str>>, usize), SpoolError> {
+fn read(path: &Path) -> Result<(Vec<Box<str>>, usize), SpoolError> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
     let mut events = Vec::new();
     let mut bad = 0;
@@ -93,7 +212,7 @@ pub fn read(path: &Path) -> Result<(Vec<Box<str>>, usize), SpoolError> {
 }
 
 /// Removes a spool file whose events are back in the buffer.
-pub fn remove(path: &Path) -> Result<(), SpoolError> {
+fn remove(path: &Path) -> Result<(), SpoolError> {
     std::fs::remove_file(path).map_err(io_err(path))
 }
 

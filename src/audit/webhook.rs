@@ -6,7 +6,8 @@
 //! answer is 200 once they are in the buffer, or the answer is a 4xx with a
 //! Kubernetes `Status` body saying why and nothing from it is kept. Events
 //! that do not fit the full buffer are dropped and counted, never waited
-//! on; the 200 body says how many.
+//! on; the 200 body says how many. Events go into the buffer through
+//! [`super::intake`], as the access-log ones do.
 
 use std::sync::Arc;
 
@@ -16,31 +17,23 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::buffer::Buffer;
 use super::event::{API_VERSION_V1, API_VERSION_V1BETA1, EventListIn, TypeMeta};
-use super::metrics::{DropReason, Metrics, Source};
-use super::truncate::{EncodeError, Limits, encode};
+use super::intake::Intake;
+use super::metrics::{Metrics, Source};
 use crate::k8s::Status;
 
 #[derive(Clone)]
 struct WebhookState {
-    buffer: Arc<Buffer>,
+    intake: Intake,
     metrics: Arc<Metrics>,
-    limits: Limits,
     max_body_bytes: usize,
 }
 
-/// The webhook router.
-pub fn router(
-    buffer: Arc<Buffer>,
-    metrics: Arc<Metrics>,
-    limits: Limits,
-    max_body_bytes: usize,
-) -> Router {
+/// The webhook router; `metrics` counts refused requests.
+pub fn router(intake: Intake, metrics: Arc<Metrics>, max_body_bytes: usize) -> Router {
     Router::new().fallback(receive).with_state(WebhookState {
-        buffer,
+        intake,
         metrics,
-        limits,
         max_body_bytes,
     })
 }
@@ -163,10 +156,7 @@ async fn handle(state: &WebhookState, request: Request) -> Result<Response, Refu
     })?;
     check_type(&list.kind, &list.api_version)?;
 
-    let mut encoded = Vec::with_capacity(list.items.len());
-    let mut too_big = 0u64;
-    let mut truncated = 0u64;
-    for (i, event) in list.items.into_iter().enumerate() {
+    for (i, event) in list.items.iter().enumerate() {
         event.validate().map_err(|m| {
             Refusal::new(
                 StatusCode::BAD_REQUEST,
@@ -174,50 +164,26 @@ async fn handle(state: &WebhookState, request: Request) -> Result<Response, Refu
                 format!("items[{i}]: {m}"),
             )
         })?;
-        match encode(event, state.limits) {
-            Ok(e) => {
-                truncated += u64::from(e.truncated);
-                encoded.push(e.json);
-            }
-            Err(EncodeError::TooLarge { size, max }) => {
-                too_big += 1;
-                tracing::error!(
-                    item = i,
-                    size,
-                    max,
-                    "audit event too large even after truncation, dropping it"
-                );
-            }
-            Err(e @ EncodeError::Serialize(_)) => {
-                return Err(Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    format!("items[{i}]: {e}"),
-                ));
-            }
-        }
     }
-    if state.buffer.is_closed() {
+    let encoded = state.intake.encode(list.items);
+    if let Some((i, e)) = encoded.first_unserializable() {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("items[{i}]: {e}"),
+        ));
+    }
+    if state.intake.is_closed() {
         return Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             "the audit forwarder is shutting down",
         ));
     }
-    state.metrics.truncated.inc_by(truncated);
-    state.metrics.received(Source::Webhook, too_big);
-    state.metrics.dropped(DropReason::TooLarge, too_big);
-    let pushed = state.buffer.push(Source::Webhook, encoded);
-    if pushed.dropped > 0 {
-        tracing::warn!(
-            dropped = pushed.dropped,
-            accepted = pushed.accepted,
-            "audit buffer full, dropping the newest events"
-        );
-    }
+    let outcome = state.intake.push(Source::Webhook, encoded);
     let body = serde_json::json!({
-        "accepted": pushed.accepted,
-        "dropped": pushed.dropped as u64 + too_big,
+        "accepted": outcome.accepted,
+        "dropped": outcome.dropped,
     });
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }

@@ -42,10 +42,16 @@ fn lua_filter_reads_only_keys_the_service_writes() {
     }
     assert!(!read.is_empty(), "the Lua filter reads no metadata key");
     for k in &read {
-        assert!(KEYS.contains(&k.as_str()), "the Lua filter reads {k:?}, which the service never writes");
+        assert!(
+            KEYS.contains(&k.as_str()),
+            "the Lua filter reads {k:?}, which the service never writes"
+        );
     }
     for needed in [key::MODE, key::GROUPS, key::IMPERSONATE_EXTRA] {
-        assert!(read.iter().any(|k| k == needed), "the Lua filter no longer reads {needed}");
+        assert!(
+            read.iter().any(|k| k == needed),
+            "the Lua filter no longer reads {needed}"
+        );
     }
     // The header names it writes are the impersonation vocabulary's.
     assert!(lua.contains(&format!("\"{}\"", impersonation::GROUP)));
@@ -60,9 +66,15 @@ fn access_log_format_reads_only_keys_the_service_writes() {
             let reference = part.split(")%").next().unwrap();
             let (namespace, k) = reference.split_once(':').unwrap();
             assert_eq!(namespace, metadata::NAMESPACE, "{path}: {reference}");
-            assert!(KEYS.contains(&k), "{path}: the access log reads {k:?}, which the service never writes");
+            assert!(
+                KEYS.contains(&k),
+                "{path}: the access log reads {k:?}, which the service never writes"
+            );
             found += 1;
         }
-        assert!(found >= 3, "{path}: the access log no longer carries the identity");
+        assert!(
+            found >= 3,
+            "{path}: the access log no longer carries the identity"
+        );
     }
 }

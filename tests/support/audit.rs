@@ -14,7 +14,7 @@ use envoy_types::pb::envoy::data::accesslog::v3::{
     AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
 };
 use envoy_types::pb::google::protobuf::{Timestamp, UInt32Value, Value as PbValue, value::Kind};
-use kube_oidc_authz::audit::args::Config;
+use kube_oidc_authz::audit::Config;
 use kube_oidc_authz::audit::cse::{RefreshToken, Secret};
 use kube_oidc_authz::audit::{self, DrainReport, Listeners};
 use kube_oidc_authz::error::RunError;
