@@ -147,10 +147,7 @@ impl Authorizer {
             .inc();
 
         let parsed = verify::parse(token)?;
-        let issuer = self
-            .issuers
-            .get(parsed.issuer()?)
-            .ok_or(DenyReason::UnknownIssuer)?;
+        let issuer = parsed.select_issuer(&self.issuers)?;
         if !issuer.config.signing_algs.contains(&parsed.alg) {
             return Err(DenyReason::AlgorithmRefused);
         }
