@@ -33,6 +33,7 @@
 pub mod audit;
 pub mod authz;
 pub mod cli;
+pub mod clock;
 pub mod error;
 pub mod process;
 pub mod serve;

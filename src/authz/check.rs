@@ -19,12 +19,12 @@ use super::error::DenyReason;
 use super::identity::{Identity, MappingOptions, map_claims};
 use super::jwks::IssuerKeys;
 use super::metrics::{AuthzMetrics, DecisionLabels, ResultLabels};
-use super::now_unix;
 use super::passthrough::TokenReviewer;
 use super::response;
 use super::token::{InboundRequest, bearer_token};
 use super::upstream_token::UpstreamToken;
 use super::verify::{self, check_registered_claims};
+use crate::clock::{SharedClock, SystemClock};
 use crate::telemetry::{self, TraceHeaders};
 
 /// Extra key for the caller's address, as kube-oidc-proxy names it.
@@ -47,6 +47,7 @@ pub struct Authorizer {
     trusted_proxies: Vec<IpNet>,
     passthrough: Option<TokenReviewer>,
     metrics: AuthzMetrics,
+    clock: SharedClock,
 }
 
 /// What an allowed request becomes.
@@ -62,10 +63,23 @@ pub enum Allowed {
 }
 
 impl Authorizer {
+    /// An authorizer on the system clock. Every problem with the issuers'
+    /// or passthrough's set-up is returned together.
     pub fn new(
         config: &Config,
         upstream: UpstreamToken,
         metrics: AuthzMetrics,
+    ) -> Result<Self, Vec<String>> {
+        Self::with_clock(config, upstream, metrics, SystemClock::shared())
+    }
+
+    /// An authorizer that judges token lifetimes, and ages its cache, by
+    /// `clock`.
+    pub fn with_clock(
+        config: &Config,
+        upstream: UpstreamToken,
+        metrics: AuthzMetrics,
+        clock: SharedClock,
     ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut issuers = HashMap::new();
@@ -102,7 +116,7 @@ impl Authorizer {
                 credential_id_extra: config.credential_id_extra,
                 refuse_system_identities: config.refuse_system_identities,
             },
-            cache: DecisionCache::new(config.cache_max_entries),
+            cache: DecisionCache::new(config.cache_max_entries, clock.clone()),
             upstream,
             client_ip_extra: config.client_ip_extra,
             static_extras: config
@@ -113,6 +127,7 @@ impl Authorizer {
             trusted_proxies: config.trusted_proxies.clone(),
             passthrough,
             metrics,
+            clock,
         })
     }
 
@@ -132,9 +147,8 @@ impl Authorizer {
 
     /// Verifies a bearer token and maps it to an identity, using the cache.
     pub async fn authenticate(&self, token: &str) -> Result<(Arc<Identity>, bool), DenyReason> {
-        let now = now_unix();
         let key = token_hash(token);
-        if let Some(identity) = self.cache.get(&key, now) {
+        if let Some(identity) = self.cache.get(&key) {
             self.metrics
                 .cache_lookups
                 .get_or_create(&ResultLabels { result: "hit" })
@@ -172,6 +186,7 @@ impl Authorizer {
             }
             other => other?,
         }
+        let now = self.clock.now_unix();
         let exp = check_registered_claims(&parsed.claims, &issuer.config.audiences, now)?;
         let identity = Arc::new(map_claims(&issuer.config, &parsed.claims, self.mapping)?);
         self.cache.insert(

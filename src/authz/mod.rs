@@ -41,12 +41,9 @@ use config::Config;
 use metrics::AuthzMetrics;
 use upstream_token::UpstreamToken;
 
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+/// Seconds since the Unix epoch by the system clock; kept here for the
+/// tools and tests that mint tokens.
+pub use crate::clock::now_unix;
 
 /// Runs the authz service until `shutdown` completes.
 pub async fn run(
