@@ -10,12 +10,17 @@
 //!
 //! - [`cli`] and [`process`]: the `kube-oidc-authz` command line (one
 //!   subcommand per role) and the entry both binaries share.
-//! - [`authz`]: the ext_authz service. [`authz::check`] receives a
-//!   `CheckRequest`, [`authz::token`] finds the bearer token,
-//!   [`authz::verify`] checks it against keys from [`authz::jwks`],
-//!   [`authz::identity`] maps claims to a Kubernetes identity with the
-//!   apiserver's rules, and [`authz::response`] turns the decision into
-//!   Envoy header mutations, dynamic metadata or a denied `Status` body.
+//! - [`authz`]: the ext_authz service. [`authz::service`] receives a
+//!   `CheckRequest` over gRPC and [`authz::authorizer`] decides:
+//!   [`authz::token`] finds the bearer token, [`authz::verify`] checks it
+//!   against keys from [`authz::jwks`], [`authz::identity`] maps claims to
+//!   a Kubernetes identity with the apiserver's rules, [`authz::cache`]
+//!   remembers it until the token's `exp` by the [`clock`]. The
+//!   [`authz::decision`] logs and counts itself once, and
+//!   [`authz::response`] turns it into Envoy header mutations, dynamic
+//!   metadata or a denied `Status` body. [`authz::health`] reports
+//!   readiness on grpc.health.v1; [`authz::config`] validates flags and
+//!   the `AuthenticationConfiguration` file.
 //! - [`audit`]: the audit forwarder: receive (webhook, Envoy access logs) →
 //!   buffer → batch → ship to the CSE REST API.
 //! - [`serve`]: the small HTTP server for `/healthz`, `/readyz` and

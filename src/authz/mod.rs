@@ -1,17 +1,21 @@
 //! The ext_authz service: Envoy asks, for every request, who the caller is.
 //!
-//! [`check`] orchestrates one decision: [`token`] reads the request,
-//! [`verify`] checks the JWT against keys from [`jwks`], [`identity`] maps
-//! claims with the apiserver's rules, [`cache`] remembers verified tokens,
-//! and [`response`] writes Envoy's answer. [`health`] reports readiness on
-//! grpc.health.v1. [`config`] turns flags or an
-//! `AuthenticationConfiguration` into one validated [`config::Config`].
+//! [`service`] is the gRPC edge; [`authorizer`] makes one decision:
+//! [`token`] reads the request, [`verify`] checks the JWT against keys from
+//! [`jwks`], [`identity`] maps claims with the apiserver's rules, [`cache`]
+//! remembers verified tokens and [`passthrough`] asks the apiserver about
+//! tokens that are not ours. The result is one [`decision::Decision`],
+//! which logs and counts itself, and [`response`] writes Envoy's answer.
+//! [`health`] reports readiness on grpc.health.v1. [`config`] turns flags
+//! or an `AuthenticationConfiguration` into one validated
+//! [`config::Config`].
 
 pub mod args;
+pub mod authorizer;
 pub mod cache;
-pub mod check;
 pub mod client_ip;
 pub mod config;
+pub mod decision;
 pub mod error;
 pub mod health;
 pub mod identity;
@@ -19,6 +23,7 @@ pub mod jwks;
 pub mod metrics;
 pub mod passthrough;
 pub mod response;
+pub mod service;
 pub mod token;
 pub mod upstream_token;
 pub mod verify;
@@ -36,9 +41,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::error::RunError;
 use crate::shutdown::Shared;
-use check::{Authorizer, CheckService};
+use authorizer::Authorizer;
 use config::Config;
 use metrics::AuthzMetrics;
+use service::CheckService;
 use upstream_token::UpstreamToken;
 
 /// Seconds since the Unix epoch by the system clock; kept here for the
