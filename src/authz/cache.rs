@@ -1,6 +1,7 @@
 //! The decision cache: verified tokens → identities, keyed by a SHA-256 of
 //! the token (the token itself is never stored), bounded in entries, and
-//! never serving an entry past its token's `exp` by the cache's [`Clock`].
+//! never serving an entry past its token's `exp` by the cache's
+//! [`Clock`](crate::clock::Clock).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
