@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use criterion::{Criterion, criterion_group, criterion_main};
+use kube_oidc_authz::authz::authorizer::Authorizer;
 use kube_oidc_authz::authz::cache::{CachedIdentity, token_hash};
-use kube_oidc_authz::authz::check::Authorizer;
 use kube_oidc_authz::authz::config::Config;
 use kube_oidc_authz::authz::identity::{MappingOptions, map_claims};
 use kube_oidc_authz::authz::metrics::AuthzMetrics;

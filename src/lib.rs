@@ -12,23 +12,30 @@
 //! 1. The floor: [`error`] (why a role stopped, exit codes), [`duration`]
 //!    (the one Go-style duration grammar of every flag), [`secret`]
 //!    (strings `Debug` never shows), [`tls`] (HTTPS clients trusting a
-//!    given CA), [`telemetry`] (logs and OTLP traces), [`shutdown`] (the
+//!    given CA), [`clock`] (the one `now`, injectable so tests need not
+//!    sleep), [`telemetry`] (logs and OTLP traces), [`shutdown`] (the
 //!    drain signal).
 //! 2. The vocabulary: [`k8s`] (Kubernetes `Status`, `UserInfo`, request
 //!    info, impersonation headers) and [`metadata`] (the identity contract
 //!    between the authz service, Envoy's Lua filter and access log, and the
 //!    audit forwarder).
 //! 3. The roles:
-//! - [`authz`]: the ext_authz service. [`authz::check`] receives a
-//!   `CheckRequest`, [`authz::token`] finds the bearer token,
-//!   [`authz::verify`] checks it against keys from [`authz::jwks`],
-//!   [`authz::identity`] maps claims to a Kubernetes identity with the
-//!   apiserver's rules, and [`authz::response`] turns the decision into
-//!   Envoy header mutations, dynamic metadata or a denied `Status` body.
-//! - [`audit`]: the audit forwarder: receive (webhook, Envoy access logs) →
-//!   buffer → batch → ship to the CSE REST API.
-//! - [`serve`]: the small HTTP server for `/healthz`, `/readyz` and
-//!   `/metrics` shared by both long-running roles.
+//!    - [`authz`]: the ext_authz service. [`authz::service`] receives a
+//!      `CheckRequest` over gRPC and [`authz::authorizer`] decides:
+//!      [`authz::token`] finds the bearer token, [`authz::verify`] checks it
+//!      against keys from [`authz::jwks`], [`authz::identity`] maps claims to
+//!      a Kubernetes identity with the apiserver's rules, [`authz::cache`]
+//!      remembers it until the token's `exp` by the [`clock`]. The
+//!      [`authz::decision`] logs and counts itself once, and
+//!      [`authz::response`] turns it into Envoy header mutations, dynamic
+//!      metadata or a denied `Status` body. [`authz::health`] reports
+//!      readiness on grpc.health.v1; [`authz::config`] validates flags and
+//!      the `AuthenticationConfiguration` file.
+//!    - [`audit`]: the audit forwarder: receive ([`audit::webhook`], Envoy
+//!      access logs through [`audit::als`] and [`audit::access_log`]) → one
+//!      [`audit::intake`] → buffer → batch → ship to the CSE REST API.
+//!    - [`serve`]: the small HTTP server for `/healthz`, `/readyz` and
+//!      `/metrics` shared by both long-running roles.
 //! 4. The entry: [`cli`] (the `kube-oidc-authz` command line, one
 //!    subcommand per role) and [`process`] (runtime, telemetry, drain
 //!    signal and exit code, shared with the development binary).
@@ -43,6 +50,7 @@
 pub mod audit;
 pub mod authz;
 pub mod cli;
+pub mod clock;
 pub mod duration;
 pub mod error;
 pub mod k8s;

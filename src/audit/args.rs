@@ -1,5 +1,5 @@
 //! Flags of `kube-oidc-authz audit-forwarder`; [`super::config`] validates
-//! them into a [`Config`]. Defaults follow the product guide's audit
+//! them into a [`Config`](super::Config). Defaults follow the product guide's audit
 //! settings (the apiserver's `--audit-webhook-*` flags of the same names)
 //! and are stated here only, in the `#[arg]` attributes.
 
@@ -181,7 +181,7 @@ pub struct AuditArgs {
 
 impl AuditArgs {
     /// Every flag at its `default_value`, whatever the environment holds,
-    /// and no refresh token: the base of [`Config::new`].
+    /// and no refresh token: the base of [`Config::new`](super::Config::new).
     pub fn defaults() -> AuditArgs {
         let command = AuditArgs::augment_args(clap::Command::new("audit-forwarder"))
             .mut_args(|arg| arg.env(None::<&'static str>));

@@ -1,6 +1,7 @@
 //! The decision cache: verified tokens → identities, keyed by a SHA-256 of
 //! the token (the token itself is never stored), bounded in entries, and
-//! never serving an entry past its token's `exp`.
+//! never serving an entry past its token's `exp` by the cache's
+//! [`Clock`](crate::clock::Clock).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use super::identity::Identity;
+use crate::clock::SharedClock;
 
 /// Longest an entry lives even if its token lives longer, so that keys
 /// withdrawn by the issuer stop being honoured within this bound.
@@ -29,7 +31,9 @@ pub fn token_hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }
 
-struct ExpireAtTokenExp;
+struct ExpireAtTokenExp {
+    clock: SharedClock,
+}
 
 impl moka::Expiry<TokenHash, CachedIdentity> for ExpireAtTokenExp {
     fn expire_after_create(
@@ -38,7 +42,7 @@ impl moka::Expiry<TokenHash, CachedIdentity> for ExpireAtTokenExp {
         value: &CachedIdentity,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let left = value.exp.saturating_sub(crate::authz::now_unix());
+        let left = value.exp.saturating_sub(self.clock.now_unix());
         Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)).min(MAX_ENTRY_TTL))
     }
 }
@@ -47,22 +51,29 @@ impl moka::Expiry<TokenHash, CachedIdentity> for ExpireAtTokenExp {
 #[derive(Clone)]
 pub struct DecisionCache {
     inner: Cache<TokenHash, CachedIdentity>,
+    clock: SharedClock,
 }
 
 impl DecisionCache {
-    pub fn new(max_entries: u64) -> Self {
+    /// A cache of at most `max_entries`, judging `exp` by `clock`.
+    pub fn new(max_entries: u64, clock: SharedClock) -> Self {
         DecisionCache {
             inner: Cache::builder()
                 .max_capacity(max_entries)
-                .expire_after(ExpireAtTokenExp)
+                .expire_after(ExpireAtTokenExp {
+                    clock: clock.clone(),
+                })
                 .build(),
+            clock,
         }
     }
 
-    /// The cached identity, if present and its token has not expired.
-    pub fn get(&self, key: &TokenHash, now: i64) -> Option<Arc<Identity>> {
+    /// The cached identity, if present and its token has not expired by
+    /// the cache's clock. Moka's own timer is only the memory bound; this
+    /// comparison is what keeps an expired token from being served.
+    pub fn get(&self, key: &TokenHash) -> Option<Arc<Identity>> {
         let hit = self.inner.get(key)?;
-        if now >= hit.exp {
+        if self.clock.now_unix() >= hit.exp {
             self.inner.invalidate(key);
             return None;
         }

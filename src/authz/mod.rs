@@ -1,22 +1,29 @@
 //! The ext_authz service: Envoy asks, for every request, who the caller is.
 //!
-//! [`check`] orchestrates one decision: [`token`] reads the request,
-//! [`verify`] checks the JWT against keys from [`jwks`], [`identity`] maps
-//! claims with the apiserver's rules, [`cache`] remembers verified tokens,
-//! and [`response`] writes Envoy's answer. [`config`] turns flags or an
-//! `AuthenticationConfiguration` into one validated [`config::Config`].
+//! [`service`] is the gRPC edge; [`authorizer`] makes one decision:
+//! [`token`] reads the request, [`verify`] checks the JWT against keys from
+//! [`jwks`], [`identity`] maps claims with the apiserver's rules, [`cache`]
+//! remembers verified tokens and [`passthrough`] asks the apiserver about
+//! tokens that are not ours. The result is one [`decision::Decision`],
+//! which logs and counts itself, and [`response`] writes Envoy's answer.
+//! [`health`] reports readiness on grpc.health.v1. [`config`] turns flags
+//! or an `AuthenticationConfiguration` into one validated
+//! [`config::Config`].
 
 pub mod args;
+pub mod authorizer;
 pub mod cache;
-pub mod check;
 pub mod client_ip;
 pub mod config;
+pub mod decision;
 pub mod error;
+pub mod health;
 pub mod identity;
 pub mod jwks;
 pub mod metrics;
 pub mod passthrough;
 pub mod response;
+pub mod service;
 pub mod token;
 pub mod upstream_token;
 pub mod verify;
@@ -31,24 +38,18 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic_health::ServingStatus;
 
 use crate::error::RunError;
 use crate::shutdown::Shared;
-use check::{Authorizer, CheckService};
+use authorizer::Authorizer;
 use config::Config;
 use metrics::AuthzMetrics;
+use service::CheckService;
 use upstream_token::UpstreamToken;
 
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// Name under which grpc.health.v1 reports the Check service.
-pub const HEALTH_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";
+/// Seconds since the Unix epoch by the system clock; kept here for the
+/// tools and tests that mint tokens.
+pub use crate::clock::now_unix;
 
 /// Runs the authz service until `shutdown` completes.
 pub async fn run(
@@ -89,33 +90,20 @@ pub async fn serve(
     }
     background.spawn(upstream.run_reloader());
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    {
+    // One readiness, on grpc.health.v1 and on /readyz.
+    let ready: crate::serve::Readiness = {
         let authorizer = Arc::clone(&authorizer);
-        let stop = shutdown.wait();
-        background.spawn(async move {
-            let mut reported = None;
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-            tokio::pin!(stop);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    () = &mut stop => {
-                        health_reporter.set_service_status("", ServingStatus::NotServing).await;
-                        health_reporter.set_service_status(HEALTH_SERVICE_NAME, ServingStatus::NotServing).await;
-                        return;
-                    }
-                }
-                let ready = authorizer.is_ready();
-                if reported != Some(ready) {
-                    let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
-                    health_reporter.set_service_status("", status).await;
-                    health_reporter.set_service_status(HEALTH_SERVICE_NAME, status).await;
-                    reported = Some(ready);
-                }
-            }
-        });
-    }
+        Arc::new(move || authorizer.is_ready())
+    };
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    background.spawn(health::report_readiness(
+        health_reporter,
+        {
+            let ready = Arc::clone(&ready);
+            move || ready()
+        },
+        shutdown.wait(),
+    ));
 
     let grpc_addr = grpc.local_addr().ok();
     let incoming = TcpListenerStream::new(grpc).map_ok(|s| {
@@ -129,10 +117,6 @@ pub async fn serve(
         ))))
         .serve_with_incoming_shutdown(incoming, shutdown.wait());
 
-    let ready = {
-        let authorizer = Arc::clone(&authorizer);
-        Arc::new(move || authorizer.is_ready()) as crate::serve::Readiness
-    };
     let http_addr = http.local_addr().ok();
     let ops = crate::serve::serve_router(
         http,

@@ -2,6 +2,7 @@
 //! before any key is looked up, the signature before any claim is trusted,
 //! and registered claims with the apiserver's leeways.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -338,6 +339,15 @@ impl ParsedToken<'_> {
         }
     }
 
+    /// The trusted issuer whose URL equals `iss` byte for byte, as the
+    /// apiserver matches it: no trailing-slash or case folding.
+    pub fn select_issuer<'i, I>(
+        &self,
+        trusted: &'i HashMap<String, I>,
+    ) -> Result<&'i I, DenyReason> {
+        trusted.get(self.issuer()?).ok_or(DenyReason::UnknownIssuer)
+    }
+
     /// Verifies the signature against the candidate keys: the key with the
     /// token's `kid`, or every fitting key when the token names none.
     pub fn verify_signature<'k>(
@@ -421,3 +431,6 @@ fn numeric_date(v: &Value) -> Result<i64, DenyReason> {
         _ => Err(DenyReason::InvalidClaim),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,11 @@
-//! Memory stays bounded under a flood of distinct valid tokens.
+//! Memory stays bounded under a flood of distinct valid tokens, and no
+//! entry outlives its token.
 
 use crate::support::*;
 use kube_oidc_authz::authz::cache::{CachedIdentity, DecisionCache, token_hash};
 use kube_oidc_authz::authz::identity::Identity;
 use kube_oidc_authz::authz::verify::SigningAlg;
+use kube_oidc_authz::clock::{Clock as _, ManualClock};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -53,8 +55,9 @@ async fn ten_thousand_distinct_tokens_do_not_grow_the_cache_past_its_bound() {
 
 #[test]
 fn cache_holds_at_most_max_entries_and_never_past_exp() {
-    let cache = DecisionCache::new(1000);
-    let now = kube_oidc_authz::authz::now_unix();
+    let clock = ManualClock::at(kube_oidc_authz::authz::now_unix());
+    let cache = DecisionCache::new(1000, clock.clone());
+    let now = clock.now_unix();
     let id = Arc::new(Identity {
         user: "u".into(),
         uid: None,
@@ -81,7 +84,7 @@ fn cache_holds_at_most_max_entries_and_never_past_exp() {
             exp: now - 1,
         },
     );
-    assert!(cache.get(&expired, now).is_none());
+    assert!(cache.get(&expired).is_none());
     let live = token_hash("live");
     cache.insert(
         live,
@@ -90,6 +93,9 @@ fn cache_holds_at_most_max_entries_and_never_past_exp() {
             exp: now + 60,
         },
     );
-    assert!(cache.get(&live, now).is_some());
-    assert!(cache.get(&live, now + 60).is_none(), "not served at exp");
+    assert!(cache.get(&live).is_some());
+    clock.advance(59);
+    assert!(cache.get(&live).is_some(), "served until exp");
+    clock.advance(1);
+    assert!(cache.get(&live).is_none(), "not served at exp");
 }

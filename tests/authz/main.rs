@@ -1,6 +1,6 @@
 //! The authz service driven through its public surface: gRPC Check against
 //! a local HTTPS issuer, configuration errors of the real binary, key
-//! rotation, the cache bound and OTLP traces.
+//! rotation, the cache's bound and expiry, and OTLP traces.
 // Helpers outside #[test] functions may unwrap too: clippy.toml covers
 // only the test functions themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -9,6 +9,7 @@
 mod support;
 
 mod cache_bound;
+mod cache_expiry;
 mod check_grpc;
 mod config_errors;
 mod key_rotation;

@@ -181,20 +181,7 @@ impl Authz {
     }
 
     pub async fn start_unready(flags: &[String]) -> Authz {
-        let dir = tempfile::tempdir().unwrap();
-        let token_file = dir.path().join("token");
-        std::fs::write(&token_file, SA_TOKEN).unwrap();
-        let mut argv: Vec<String> = vec!["kube-oidc-authz".into(), "authz".into()];
-        argv.extend(flags.iter().cloned());
-        argv.push("--upstream-token-file".into());
-        argv.push(token_file.to_str().unwrap().into());
-        let cli = Cli::try_parse_from(&argv).unwrap();
-        let Command::Authz(args) = cli.command else {
-            panic!("not authz")
-        };
-        let config = kube_oidc_authz::authz::config::Config::from_args(&args).unwrap();
-        let upstream =
-            kube_oidc_authz::authz::upstream_token::UpstreamToken::load(&token_file).unwrap();
+        let (config, upstream, dir) = authz_config(flags);
         let grpc_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (grpc, http) = (grpc_l.local_addr().unwrap(), http_l.local_addr().unwrap());
@@ -260,6 +247,32 @@ impl Authz {
         let auth = format!("Bearer {token}");
         self.check(&[("authorization", &auth)]).await
     }
+}
+
+/// The validated config of `kube-oidc-authz authz` with `flags`, and the
+/// upstream token it names (in the returned folder).
+pub fn authz_config(
+    flags: &[String],
+) -> (
+    kube_oidc_authz::authz::config::Config,
+    kube_oidc_authz::authz::upstream_token::UpstreamToken,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, SA_TOKEN).unwrap();
+    let mut argv: Vec<String> = vec!["kube-oidc-authz".into(), "authz".into()];
+    argv.extend(flags.iter().cloned());
+    argv.push("--upstream-token-file".into());
+    argv.push(token_file.to_str().unwrap().into());
+    let cli = Cli::try_parse_from(&argv).unwrap();
+    let Command::Authz(args) = cli.command else {
+        panic!("not authz")
+    };
+    let config = kube_oidc_authz::authz::config::Config::from_args(&args).unwrap();
+    let upstream =
+        kube_oidc_authz::authz::upstream_token::UpstreamToken::load(&token_file).unwrap();
+    (config, upstream, dir)
 }
 
 /// A CheckRequest as Envoy sends it for `GET /api/v1/namespaces/default/pods`.

@@ -1,31 +1,29 @@
 //! The decision for one `CheckRequest`: refuse forged identity, find the
-//! token, verify it (or reuse a cached verification), map it, and answer.
+//! token, verify it (or reuse a cached verification), map it, fall back to
+//! passthrough, and answer. No gRPC here: [`super::service`] is the edge.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use envoy_types::ext_authz::v3::CheckRequestExt;
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use ipnet::IpNet;
-use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use super::cache::{CachedIdentity, DecisionCache, token_hash};
 use super::client_ip::client_ip;
 use super::config::{Config, IssuerConfig};
+use super::decision::{Allowed, Decision};
 use super::error::DenyReason;
 use super::identity::{Identity, MappingOptions, map_claims};
 use super::jwks::IssuerKeys;
-use super::metrics::{AuthzMetrics, DecisionLabels, ResultLabels};
-use super::now_unix;
+use super::metrics::{AuthzMetrics, ResultLabels};
 use super::passthrough::TokenReviewer;
 use super::response;
 use super::token::{InboundRequest, bearer_token};
 use super::upstream_token::UpstreamToken;
 use super::verify::{self, check_registered_claims};
-use crate::telemetry::{self, TraceHeaders};
+use crate::clock::{SharedClock, SystemClock};
 
 /// Extra key for the caller's address, as kube-oidc-proxy names it.
 pub const CLIENT_IP_EXTRA: &str = "remote-client-ip";
@@ -38,6 +36,7 @@ pub struct Issuer {
 
 /// Makes decisions. Shared by every request.
 pub struct Authorizer {
+    /// Keyed by the exact issuer URL a token's `iss` must equal.
     issuers: HashMap<String, Issuer>,
     mapping: MappingOptions,
     cache: DecisionCache,
@@ -47,25 +46,29 @@ pub struct Authorizer {
     trusted_proxies: Vec<IpNet>,
     passthrough: Option<TokenReviewer>,
     metrics: AuthzMetrics,
+    clock: SharedClock,
 }
 
-/// What an allowed request becomes.
-#[derive(Debug, Clone)]
-pub enum Allowed {
-    Impersonate {
-        identity: Arc<Identity>,
-        cached: bool,
-    },
-    Passthrough {
-        user: String,
-    },
-}
+// === impl Authorizer: set-up ===
 
 impl Authorizer {
+    /// An authorizer on the system clock. Every problem with the issuers'
+    /// or passthrough's set-up is returned together.
     pub fn new(
         config: &Config,
         upstream: UpstreamToken,
         metrics: AuthzMetrics,
+    ) -> Result<Self, Vec<String>> {
+        Self::with_clock(config, upstream, metrics, SystemClock::shared())
+    }
+
+    /// An authorizer that judges token lifetimes, and ages its cache, by
+    /// `clock`.
+    pub fn with_clock(
+        config: &Config,
+        upstream: UpstreamToken,
+        metrics: AuthzMetrics,
+        clock: SharedClock,
     ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut issuers = HashMap::new();
@@ -102,7 +105,7 @@ impl Authorizer {
                 credential_id_extra: config.credential_id_extra,
                 refuse_system_identities: config.refuse_system_identities,
             },
-            cache: DecisionCache::new(config.cache_max_entries),
+            cache: DecisionCache::new(config.cache_max_entries, clock.clone()),
             upstream,
             client_ip_extra: config.client_ip_extra,
             static_extras: config
@@ -113,6 +116,7 @@ impl Authorizer {
             trusted_proxies: config.trusted_proxies.clone(),
             passthrough,
             metrics,
+            clock,
         })
     }
 
@@ -129,28 +133,23 @@ impl Authorizer {
     pub fn cache(&self) -> &DecisionCache {
         &self.cache
     }
+}
 
+// === impl Authorizer: deciding ===
+
+impl Authorizer {
     /// Verifies a bearer token and maps it to an identity, using the cache.
+    /// The flag is whether the identity came from the cache.
     pub async fn authenticate(&self, token: &str) -> Result<(Arc<Identity>, bool), DenyReason> {
-        let now = now_unix();
         let key = token_hash(token);
-        if let Some(identity) = self.cache.get(&key, now) {
-            self.metrics
-                .cache_lookups
-                .get_or_create(&ResultLabels { result: "hit" })
-                .inc();
+        if let Some(identity) = self.cache.get(&key) {
+            self.count_cache_lookup("hit");
             return Ok((identity, true));
         }
-        self.metrics
-            .cache_lookups
-            .get_or_create(&ResultLabels { result: "miss" })
-            .inc();
+        self.count_cache_lookup("miss");
 
         let parsed = verify::parse(token)?;
-        let issuer = self
-            .issuers
-            .get(parsed.issuer()?)
-            .ok_or(DenyReason::UnknownIssuer)?;
+        let issuer = parsed.select_issuer(&self.issuers)?;
         if !issuer.config.signing_algs.contains(&parsed.alg) {
             return Err(DenyReason::AlgorithmRefused);
         }
@@ -175,6 +174,7 @@ impl Authorizer {
             }
             other => other?,
         }
+        let now = self.clock.now_unix();
         let exp = check_registered_claims(&parsed.claims, &issuer.config.audiences, now)?;
         let identity = Arc::new(map_claims(&issuer.config, &parsed.claims, self.mapping)?);
         self.cache.insert(
@@ -187,7 +187,14 @@ impl Authorizer {
         Ok((identity, false))
     }
 
-    async fn decide(&self, inbound: InboundRequest<'_>) -> Result<Allowed, DenyReason> {
+    fn count_cache_lookup(&self, result: &'static str) {
+        self.metrics
+            .cache_lookups
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    async fn outcome(&self, inbound: InboundRequest<'_>) -> Result<Allowed, DenyReason> {
         if inbound.has_impersonation_header() {
             return Err(DenyReason::ImpersonationRefused);
         }
@@ -198,6 +205,8 @@ impl Authorizer {
             Err(reason) => match &self.passthrough {
                 Some(reviewer) if reason.http_status() == 401 => {
                     let user = reviewer.review(token).await.map_err(|e| {
+                        // A token the apiserver does not know either keeps
+                        // the reason it failed as one of ours.
                         if e == DenyReason::PassthroughRejected {
                             reason
                         } else {
@@ -211,137 +220,54 @@ impl Authorizer {
         }
     }
 
-    /// Decides one request and returns Envoy's answer. Never fails: every
-    /// problem is a denied `CheckResponse`.
-    pub async fn check(&self, req: &CheckRequest) -> CheckResponse {
-        let started = std::time::Instant::now();
+    /// Decides one request. Nothing is logged or counted yet: that is
+    /// [`Decision::report`].
+    pub async fn decide<'r>(&self, req: &'r CheckRequest) -> Decision<'r> {
         let inbound = InboundRequest::new(req);
-        let outcome = self.decide(inbound).await;
-
+        let outcome = self.outcome(inbound).await;
         let peer: Option<IpAddr> = req.get_client_address().and_then(|a| a.parse().ok());
-        let xff = inbound.header("x-forwarded-for");
-        let source_ip = client_ip(peer, xff.as_deref(), &self.trusted_proxies);
+        let forwarded_for = inbound.header("x-forwarded-for");
+        Decision {
+            outcome,
+            source_ip: client_ip(peer, forwarded_for.as_deref(), &self.trusted_proxies),
+            forwarded_for,
+            method: inbound.method(),
+            path: inbound.path(),
+        }
+    }
 
-        let (resp, decision, reason) = match &outcome {
-            Ok(Allowed::Impersonate { identity, cached }) => {
-                let ip_text = source_ip.map(|ip| ip.to_string());
+    /// Envoy's answer to a decision: header mutations and metadata that
+    /// impersonate the identity with the proxy's own credential, the
+    /// caller's token untouched for passthrough, or a denied `Status`.
+    pub fn respond(&self, decision: &Decision<'_>) -> CheckResponse {
+        match &decision.outcome {
+            Ok(Allowed::Impersonate { identity, .. }) => {
+                let ip_text = match (self.client_ip_extra, decision.source_ip) {
+                    (true, Some(ip)) => Some(ip.to_string()),
+                    _ => None,
+                };
                 let mut extras: Vec<(&str, &str)> = self
                     .static_extras
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                if self.client_ip_extra
-                    && let Some(ip) = &ip_text
-                {
+                if let Some(ip) = &ip_text {
                     extras.push((CLIENT_IP_EXTRA, ip));
                 }
-                let upstream = self.upstream.current();
-                tracing::info!(
-                    target: "kube_oidc_authz::decision",
-                    decision = "allow",
-                    reason = "ok",
-                    user = %identity.user,
-                    groups = ?identity.groups,
-                    uid = identity.uid.as_deref().unwrap_or(""),
-                    issuer = %identity.issuer,
-                    cached = *cached,
-                    source_ip = ip_text.as_deref().unwrap_or(""),
-                    forwarded_for = xff.as_deref().unwrap_or(""),
-                    method = inbound.method(),
-                    path = inbound.path(),
-                );
-                (response::allow(identity, &upstream, &extras), "allow", "ok")
+                response::allow(identity, &self.upstream.current(), &extras)
             }
-            Ok(Allowed::Passthrough { user }) => {
-                tracing::info!(
-                    target: "kube_oidc_authz::decision",
-                    decision = "allow",
-                    reason = "passthrough",
-                    user = %user,
-                    source_ip = source_ip.map(|i| i.to_string()).unwrap_or_default(),
-                    method = inbound.method(),
-                    path = inbound.path(),
-                );
-                (response::allow_passthrough(user), "allow", "passthrough")
-            }
-            Err(reason) => {
-                tracing::info!(
-                    target: "kube_oidc_authz::decision",
-                    decision = "deny",
-                    reason = reason.code(),
-                    status = reason.http_status(),
-                    source_ip = source_ip.map(|i| i.to_string()).unwrap_or_default(),
-                    forwarded_for = xff.as_deref().unwrap_or(""),
-                    method = inbound.method(),
-                    path = inbound.path(),
-                );
-                (response::deny(*reason), "deny", reason.code())
-            }
-        };
-        let span = tracing::Span::current();
-        span.record("decision", decision);
-        span.record("reason", reason);
-        self.metrics
-            .decisions
-            .get_or_create(&DecisionLabels { decision, reason })
-            .inc();
-        self.metrics
-            .check_duration
-            .observe(started.elapsed().as_secs_f64());
-        resp
+            Ok(Allowed::Passthrough { user }) => response::allow_passthrough(user),
+            Err(reason) => response::deny(*reason),
+        }
     }
-}
 
-/// The caller's trace context: from the Check call's own gRPC metadata
-/// (Envoy's tracer sets it on the ext_authz call), else from the checked
-/// HTTP request's headers (a client's `traceparent`, when Envoy's
-/// `allowed_headers` let it through).
-fn trace_headers(request: &Request<CheckRequest>) -> TraceHeaders {
-    let inbound = InboundRequest::new(request.get_ref());
-    let lookup = |name: &str| {
-        request
-            .metadata()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| inbound.header(name).map(|v| v.into_owned()))
-    };
-    TraceHeaders {
-        traceparent: lookup("traceparent"),
-        tracestate: lookup("tracestate"),
-    }
-}
-
-/// The tonic service for `envoy.service.auth.v3.Authorization`.
-#[derive(Clone)]
-pub struct CheckService(pub Arc<Authorizer>);
-
-#[tonic::async_trait]
-impl Authorization for CheckService {
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
-        // Only when spans leave the process: the log layer would otherwise
-        // format the span's fields on every request for nothing.
-        let span = if telemetry::traces_exported() {
-            let span = tracing::info_span!(
-                "envoy.service.auth.v3.Authorization/Check",
-                otel.kind = "server",
-                rpc.system = "grpc",
-                rpc.service = "envoy.service.auth.v3.Authorization",
-                rpc.method = "Check",
-                decision = tracing::field::Empty,
-                reason = tracing::field::Empty,
-            );
-            telemetry::set_remote_parent(&span, &trace_headers(&request));
-            span
-        } else {
-            tracing::Span::none()
-        };
-        // A policy outcome is always a CheckResponse, never a gRPC error:
-        // Envoy treats errors per `failure_mode_allow`, which is for outages.
-        let response = self.0.check(request.get_ref()).instrument(span).await;
-        Ok(Response::new(response))
+    /// Decides one request, reports the decision and returns Envoy's
+    /// answer. Never fails: every problem is a denied `CheckResponse`.
+    pub async fn check(&self, req: &CheckRequest) -> CheckResponse {
+        let started = std::time::Instant::now();
+        let decision = self.decide(req).await;
+        let response = self.respond(&decision);
+        decision.report(&self.metrics, started.elapsed());
+        response
     }
 }

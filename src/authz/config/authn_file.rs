@@ -1,297 +1,34 @@
-//! The authz service's validated configuration: built once from flags or a
-//! Kubernetes `AuthenticationConfiguration`, with every problem reported
-//! together.
+//! The Kubernetes `AuthenticationConfiguration` file (the `jwt` part,
+//! `apiserver.config.k8s.io` v1beta1 or v1) → trusted issuers. Unknown keys
+//! are errors, and so is anything an impersonating proxy cannot honour
+//! (CEL expressions, `anonymous`, egress selectors): refused by name
+//! rather than silently ignored.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::Path;
 
-use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::args::AuthzArgs;
-use super::verify::SigningAlg;
+use super::issuer::{ClaimMapping, IssuerConfig};
+use super::url_with_scheme;
+use crate::authz::verify::SigningAlg;
 
-/// The extra key newer apiservers set from a token's `jti`.
-pub const CREDENTIAL_ID_EXTRA: &str = "authentication.kubernetes.io/credential-id";
-
-/// Everything the service needs, validated.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub issuers: Vec<IssuerConfig>,
-    pub credential_id_extra: bool,
-    pub refuse_system_identities: bool,
-    pub passthrough: Option<PassthroughConfig>,
-    pub client_ip_extra: bool,
-    pub static_extras: BTreeMap<String, Vec<String>>,
-    pub trusted_proxies: Vec<IpNet>,
-    pub upstream_token_file: PathBuf,
-    pub cache_max_entries: u64,
-    pub jwks_min_refresh_interval: Duration,
-    pub jwks_refresh_interval: Duration,
-}
-
-/// Token passthrough: tokens that are not ours go to a TokenReview.
-#[derive(Debug, Clone)]
-pub struct PassthroughConfig {
-    pub audiences: Vec<String>,
-    pub apiserver_url: String,
-    pub apiserver_ca_file: PathBuf,
-}
-
-/// One trusted issuer and how its tokens map to Kubernetes identities.
-#[derive(Debug, Clone)]
-pub struct IssuerConfig {
-    /// Expected `iss`, byte for byte.
-    pub url: String,
-    /// Where discovery is fetched from; `url` when not overridden.
-    pub discovery_url: String,
-    /// `aud` must contain at least one of these.
-    pub audiences: Vec<String>,
-    /// PEM bundle trusted for the issuer's HTTPS; platform roots if `None`.
-    pub ca_pem: Option<Vec<u8>>,
-    pub signing_algs: Vec<SigningAlg>,
-    pub username: ClaimMapping,
-    pub groups: Option<ClaimMapping>,
-    pub uid_claim: Option<String>,
-    /// `(claim, required value)` pairs; the claim must be a string.
-    pub required_claims: Vec<(String, String)>,
-}
-
-/// A claim and the prefix put before its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimMapping {
-    pub claim: String,
-    pub prefix: String,
-}
-
-// === from flags ===
-
-impl Config {
-    /// Validates flags (and the authentication config file they may name)
-    /// into a `Config`, or every problem found.
-    pub fn from_args(args: &AuthzArgs) -> Result<Config, Vec<String>> {
-        let mut errors = Vec::new();
-
-        let issuers = match &args.authentication_config {
-            Some(path) => {
-                if args.oidc_issuer_url.is_some() || args.oidc_client_id.is_some() {
-                    errors.push(
-                        "--authentication-config cannot be combined with --oidc-issuer-url or --oidc-client-id"
-                            .to_owned(),
-                    );
-                }
-                match std::fs::read_to_string(path) {
-                    Ok(text) => parse_authentication_config(&text).unwrap_or_else(|mut e| {
-                        for msg in &mut e {
-                            *msg = format!("{}: {msg}", path.display());
-                        }
-                        errors.extend(e);
-                        Vec::new()
-                    }),
-                    Err(e) => {
-                        errors.push(format!("--authentication-config {}: {e}", path.display()));
-                        Vec::new()
-                    }
-                }
+/// Reads and parses the file named by `--authentication-config`; every
+/// problem is pushed to `errors`, prefixed with the file's path.
+pub(super) fn load(path: &Path, errors: &mut Vec<String>) -> Vec<IssuerConfig> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_authentication_config(&text).unwrap_or_else(|mut e| {
+            for msg in &mut e {
+                *msg = format!("{}: {msg}", path.display());
             }
-            None => issuer_from_flags(args, &mut errors).into_iter().collect(),
-        };
-
-        let mut static_extras: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for kv in args.extra_user_headers.iter().filter(|s| !s.is_empty()) {
-            match kv.split_once('=') {
-                Some((k, v)) if !k.trim().is_empty() => static_extras
-                    .entry(k.trim().to_ascii_lowercase())
-                    .or_default()
-                    .push(v.trim().to_owned()),
-                _ => errors.push(format!("--extra-user-headers: {kv:?} is not key=value")),
-            }
-        }
-
-        let mut trusted_proxies = Vec::new();
-        for cidr in args.trusted_proxy_cidrs.iter().filter(|s| !s.is_empty()) {
-            match parse_cidr(cidr) {
-                Some(net) => trusted_proxies.push(net),
-                None => errors.push(format!(
-                    "--trusted-proxy-cidrs: {cidr:?} is not an IP network"
-                )),
-            }
-        }
-
-        let passthrough = if args.token_passthrough {
-            let audiences: Vec<String> = args
-                .token_passthrough_audiences
-                .iter()
-                .filter(|s| !s.is_empty())
-                .cloned()
-                .collect();
-            if let Err(e) = url_with_scheme(&args.apiserver_url, &["https"]) {
-                errors.push(format!("--apiserver-url: {e}"));
-            }
-            Some(PassthroughConfig {
-                audiences,
-                apiserver_url: args.apiserver_url.trim_end_matches('/').to_owned(),
-                apiserver_ca_file: args.apiserver_ca_file.clone(),
-            })
-        } else {
-            if !args.token_passthrough_audiences.is_empty() {
-                errors.push(
-                    "--token-passthrough-audiences needs --token-passthrough=true".to_owned(),
-                );
-            }
-            None
-        };
-
-        if args.cache_max_entries == 0 {
-            errors.push("--cache-max-entries must be at least 1".to_owned());
-        }
-        if args.jwks_refresh_interval < args.jwks_min_refresh_interval {
-            errors.push(
-                "--jwks-refresh-interval must not be shorter than --jwks-min-refresh-interval"
-                    .to_owned(),
-            );
-        }
-        if issuers.is_empty() && errors.is_empty() {
-            errors.push("no issuer configured: set --oidc-issuer-url and --oidc-client-id, or --authentication-config".to_owned());
-        }
-
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Config {
-            issuers,
-            credential_id_extra: args.credential_id_extra,
-            refuse_system_identities: args.refuse_system_identities,
-            passthrough,
-            client_ip_extra: args.extra_user_header_client_ip,
-            static_extras,
-            trusted_proxies,
-            upstream_token_file: args.upstream_token_file.clone(),
-            cache_max_entries: args.cache_max_entries,
-            jwks_min_refresh_interval: args.jwks_min_refresh_interval,
-            jwks_refresh_interval: args.jwks_refresh_interval,
-        })
-    }
-}
-
-fn issuer_from_flags(args: &AuthzArgs, errors: &mut Vec<String>) -> Option<IssuerConfig> {
-    let url = match &args.oidc_issuer_url {
-        Some(u) => u.clone(),
-        None => {
-            errors.push("--oidc-issuer-url is required (or --authentication-config)".to_owned());
-            return None;
-        }
-    };
-    if let Err(e) = url_with_scheme(&url, &["https"]) {
-        errors.push(format!("--oidc-issuer-url: {e}"));
-    }
-    let client_id = match &args.oidc_client_id {
-        Some(c) if !c.is_empty() => c.clone(),
-        _ => {
-            errors.push("--oidc-client-id is required".to_owned());
-            String::new()
-        }
-    };
-    let ca_pem = args.oidc_ca_file.as_ref().and_then(|p| match read_ca(p) {
-        Ok(pem) => Some(pem),
+            errors.extend(e);
+            Vec::new()
+        }),
         Err(e) => {
-            errors.push(format!("--oidc-ca-file: {e}"));
-            None
-        }
-    });
-    let mut signing_algs = Vec::new();
-    for name in args.oidc_signing_algs.iter().filter(|s| !s.is_empty()) {
-        match name.parse::<SigningAlg>() {
-            Ok(alg) => signing_algs.push(alg),
-            Err(e) => errors.push(format!("--oidc-signing-algs: {e}")),
+            errors.push(format!("--authentication-config {}: {e}", path.display()));
+            Vec::new()
         }
     }
-    if signing_algs.is_empty() && args.oidc_signing_algs.iter().all(|s| s.is_empty()) {
-        errors.push("--oidc-signing-algs must name at least one algorithm".to_owned());
-    }
-    let mut required_claims = Vec::new();
-    for kv in args.oidc_required_claims.iter().filter(|s| !s.is_empty()) {
-        match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => required_claims.push((k.to_owned(), v.to_owned())),
-            _ => errors.push(format!("--oidc-required-claim: {kv:?} is not key=value")),
-        }
-    }
-    let username = ClaimMapping {
-        claim: args.oidc_username_claim.clone(),
-        prefix: legacy_username_prefix(
-            &url,
-            &args.oidc_username_claim,
-            args.oidc_username_prefix.as_deref(),
-        ),
-    };
-    let groups = args
-        .oidc_groups_claim
-        .as_ref()
-        .filter(|c| !c.is_empty())
-        .map(|claim| ClaimMapping {
-            claim: claim.clone(),
-            prefix: args.oidc_groups_prefix.clone().unwrap_or_default(),
-        });
-    if groups.is_none()
-        && args
-            .oidc_groups_prefix
-            .as_deref()
-            .is_some_and(|p| !p.is_empty())
-    {
-        errors.push("--oidc-groups-prefix needs --oidc-groups-claim".to_owned());
-    }
-    Some(IssuerConfig {
-        discovery_url: url.clone(),
-        url,
-        audiences: vec![client_id],
-        ca_pem,
-        signing_algs,
-        username,
-        groups,
-        uid_claim: None,
-        required_claims,
-    })
 }
-
-/// The apiserver's `--oidc-username-prefix` rules: unset means
-/// `<issuer>#` unless the claim is `email`; `-` means no prefix.
-pub fn legacy_username_prefix(issuer: &str, claim: &str, flag: Option<&str>) -> String {
-    match flag {
-        Some("-") => String::new(),
-        Some(p) => p.to_owned(),
-        None if claim == "email" => String::new(),
-        None => format!("{issuer}#"),
-    }
-}
-
-fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if crate::tls::certs_from_pem(&pem).is_none() {
-        return Err(format!("{}: no PEM certificate found", path.display()));
-    }
-    Ok(pem)
-}
-
-fn url_with_scheme(url: &str, schemes: &[&str]) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
-    if !schemes.contains(&parsed.scheme()) {
-        return Err(format!("{url:?}: scheme must be {}", schemes.join(" or ")));
-    }
-    if parsed.host_str().is_none() {
-        return Err(format!("{url:?}: no host"));
-    }
-    Ok(parsed)
-}
-
-fn parse_cidr(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
-}
-
-// === from an AuthenticationConfiguration ===
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -590,26 +327,6 @@ fn prefixed(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn legacy_username_prefix_rules() {
-        let iss = "https://idp.example.com";
-        let cases = [
-            ("sub", None, "https://idp.example.com#"),
-            ("email", None, ""),
-            ("preferred_username", None, "https://idp.example.com#"),
-            ("sub", Some("-"), ""),
-            ("email", Some("banyan:"), "banyan:"),
-            ("email", Some(""), ""),
-        ];
-        for (claim, flag, want) in cases {
-            assert_eq!(
-                legacy_username_prefix(iss, claim, flag),
-                want,
-                "{claim} {flag:?}"
-            );
-        }
-    }
 
     const GOOD: &str = r#"
 apiVersion: apiserver.config.k8s.io/v1beta1

@@ -1,0 +1,285 @@
+//! One request's decision as a value: what was decided (allow with an
+//! identity, allow by passthrough, or deny with a reason), about which
+//! request. It writes the one decision log line and labels the metrics,
+//! each exactly once, from the same fields.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::DenyReason;
+use super::identity::Identity;
+use super::metrics::{AuthzMetrics, DecisionLabels};
+
+/// What an allowed request becomes.
+#[derive(Debug, Clone)]
+pub enum Allowed {
+    Impersonate {
+        identity: Arc<Identity>,
+        cached: bool,
+    },
+    Passthrough {
+        user: String,
+    },
+}
+
+/// The decision for one `CheckRequest` and the request facts it is
+/// logged with. Borrows from the request it describes.
+#[derive(Debug)]
+pub struct Decision<'r> {
+    pub outcome: Result<Allowed, DenyReason>,
+    /// The caller's address (see [`super::client_ip`]).
+    pub source_ip: Option<IpAddr>,
+    pub forwarded_for: Option<Cow<'r, str>>,
+    pub method: &'r str,
+    pub path: &'r str,
+}
+
+/// `decision` label of an allowed request.
+pub const ALLOW: &str = "allow";
+/// `decision` label of a denied request.
+pub const DENY: &str = "deny";
+
+impl Decision<'_> {
+    /// `allow` or `deny`.
+    pub fn decision(&self) -> &'static str {
+        match self.outcome {
+            Ok(_) => ALLOW,
+            Err(_) => DENY,
+        }
+    }
+
+    /// The fixed reason code: `ok`, `passthrough`, or the deny reason's.
+    pub fn reason(&self) -> &'static str {
+        match &self.outcome {
+            Ok(Allowed::Impersonate { .. }) => "ok",
+            Ok(Allowed::Passthrough { .. }) => "passthrough",
+            Err(reason) => reason.code(),
+        }
+    }
+
+    /// The HTTP status Envoy answers a denied request with.
+    pub fn status(&self) -> Option<u16> {
+        self.outcome.as_ref().err().map(|r| r.http_status())
+    }
+
+    /// The labels of the `decisions` counter.
+    pub fn labels(&self) -> DecisionLabels {
+        DecisionLabels {
+            decision: self.decision(),
+            reason: self.reason(),
+        }
+    }
+
+    /// Logs, labels the current span and counts the decision; `elapsed`
+    /// is the time it took to decide.
+    pub fn report(&self, metrics: &AuthzMetrics, elapsed: Duration) {
+        self.log();
+        let span = tracing::Span::current();
+        span.record("decision", self.decision());
+        span.record("reason", self.reason());
+        metrics.decisions.get_or_create(&self.labels()).inc();
+        metrics.check_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Writes the decision line (target `kube_oidc_authz::decision`).
+    /// Fields absent from an outcome are left out of the line, not
+    /// written empty: an impersonation names the identity, a passthrough
+    /// only the user the apiserver reported, a denial its status. Never
+    /// the token, never the claims.
+    pub fn log(&self) {
+        let (identity, cached, user) = match &self.outcome {
+            Ok(Allowed::Impersonate { identity, cached }) => {
+                (Some(identity.as_ref()), Some(*cached), Some(&identity.user))
+            }
+            Ok(Allowed::Passthrough { user }) => (None, None, Some(user)),
+            Err(_) => (None, None, None),
+        };
+        // The passthrough line has never carried X-Forwarded-For.
+        let forwarded_for = match self.outcome {
+            Ok(Allowed::Passthrough { .. }) => None,
+            _ => Some(self.forwarded_for.as_deref().unwrap_or("")),
+        };
+        let source_ip = self.source_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        tracing::info!(
+            target: "kube_oidc_authz::decision",
+            decision = self.decision(),
+            reason = self.reason(),
+            status = self.status(),
+            user = user.map(String::as_str),
+            groups = identity.map(|i| tracing::field::debug(&i.groups)),
+            uid = identity.map(|i| i.uid.as_deref().unwrap_or("")),
+            issuer = identity.map(|i| i.issuer.as_str()),
+            cached,
+            source_ip = source_ip.as_str(),
+            forwarded_for,
+            method = self.method,
+            path = self.path,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn alice() -> Arc<Identity> {
+        Arc::new(Identity {
+            user: "banyan:alice@example.com".into(),
+            uid: None,
+            groups: vec!["banyan:a".into(), "banyan:b".into()],
+            extra: Vec::new(),
+            issuer: "https://idp.example.com".into(),
+        })
+    }
+
+    fn decision(outcome: Result<Allowed, DenyReason>) -> Decision<'static> {
+        Decision {
+            outcome,
+            source_ip: "203.0.113.7".parse().ok(),
+            forwarded_for: Some(Cow::Borrowed("198.51.100.1")),
+            method: "GET",
+            path: "/api/v1/pods",
+        }
+    }
+
+    #[test]
+    fn labels_and_status_per_outcome() {
+        let cases = [
+            (
+                Ok(Allowed::Impersonate {
+                    identity: alice(),
+                    cached: true,
+                }),
+                ("allow", "ok", None),
+            ),
+            (
+                Ok(Allowed::Passthrough { user: "sa".into() }),
+                ("allow", "passthrough", None),
+            ),
+            (Err(DenyReason::Expired), ("deny", "expired", Some(401))),
+            (
+                Err(DenyReason::ImpersonationRefused),
+                ("deny", "impersonation_refused", Some(403)),
+            ),
+            (
+                Err(DenyReason::KeysUnavailable),
+                ("deny", "keys_unavailable", Some(503)),
+            ),
+        ];
+        for (outcome, (d, r, status)) in cases {
+            let got = decision(outcome);
+            assert_eq!((got.decision(), got.reason(), got.status()), (d, r, status));
+            assert_eq!(
+                got.labels(),
+                DecisionLabels {
+                    decision: d,
+                    reason: r
+                }
+            );
+        }
+    }
+
+    /// Collects what a JSON subscriber writes, as the service's own
+    /// `--log-format json` does.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(d: &Decision<'_>) -> Vec<Value> {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || d.log());
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The line's fields, without the formatter's own (time, level, target).
+    fn fields(line: &Value) -> Value {
+        let mut map = line.as_object().unwrap().clone();
+        for k in ["timestamp", "level", "target"] {
+            map.remove(k);
+        }
+        Value::Object(map)
+    }
+
+    #[test]
+    fn each_outcome_logs_one_line_with_its_fields() {
+        let cases = [
+            (
+                Ok(Allowed::Impersonate {
+                    identity: alice(),
+                    cached: false,
+                }),
+                json!({
+                    "decision": "allow", "reason": "ok",
+                    "user": "banyan:alice@example.com",
+                    "groups": "[\"banyan:a\", \"banyan:b\"]",
+                    "uid": "", "issuer": "https://idp.example.com", "cached": false,
+                    "source_ip": "203.0.113.7", "forwarded_for": "198.51.100.1",
+                    "method": "GET", "path": "/api/v1/pods",
+                }),
+            ),
+            (
+                Ok(Allowed::Passthrough {
+                    user: "system:serviceaccount:ci:deployer".into(),
+                }),
+                json!({
+                    "decision": "allow", "reason": "passthrough",
+                    "user": "system:serviceaccount:ci:deployer",
+                    "source_ip": "203.0.113.7",
+                    "method": "GET", "path": "/api/v1/pods",
+                }),
+            ),
+            (
+                Err(DenyReason::AudienceMismatch),
+                json!({
+                    "decision": "deny", "reason": "audience_mismatch", "status": 401,
+                    "source_ip": "203.0.113.7", "forwarded_for": "198.51.100.1",
+                    "method": "GET", "path": "/api/v1/pods",
+                }),
+            ),
+        ];
+        for (outcome, want) in cases {
+            let lines = logged(&decision(outcome));
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert_eq!(lines[0]["target"], "kube_oidc_authz::decision");
+            assert_eq!(lines[0]["level"], "INFO");
+            assert_eq!(fields(&lines[0]), want);
+        }
+    }
+
+    #[test]
+    fn unknown_source_and_no_forwarded_for_log_as_empty_strings() {
+        let mut d = decision(Err(DenyReason::MissingToken));
+        d.source_ip = None;
+        d.forwarded_for = None;
+        let line = &logged(&d)[0];
+        assert_eq!(line["source_ip"], "");
+        assert_eq!(line["forwarded_for"], "");
+    }
+}
