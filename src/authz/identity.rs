@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::config::{CREDENTIAL_ID_EXTRA, IssuerConfig};
+use super::config::IssuerConfig;
+use crate::k8s::user_info::CREDENTIAL_ID_EXTRA;
 use super::error::DenyReason;
 
 /// Who the caller is, as the apiserver will see them.

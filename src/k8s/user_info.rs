@@ -11,6 +11,9 @@ pub const ALL_AUTHENTICATED: &str = "system:authenticated";
 pub const ALL_UNAUTHENTICATED: &str = "system:unauthenticated";
 /// The anonymous user's name.
 pub const ANONYMOUS: &str = "system:anonymous";
+/// The extra key the apiserver's JWT authenticator sets from a token's
+/// `jti` (as `JTI=<jti>`), so that audit can tell credentials apart.
+pub const CREDENTIAL_ID_EXTRA: &str = "authentication.kubernetes.io/credential-id";
 /// The prefix of a service account's username.
 pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 

@@ -19,8 +19,6 @@ use super::args::AuthzArgs;
 pub use authn_file::parse_authentication_config;
 pub use issuer::{ClaimMapping, IssuerConfig, legacy_username_prefix};
 
-/// The extra key newer apiservers set from a token's `jti`.
-pub const CREDENTIAL_ID_EXTRA: &str = "authentication.kubernetes.io/credential-id";
 
 /// Everything the service needs, validated.
 #[derive(Debug, Clone)]
