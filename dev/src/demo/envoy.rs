@@ -12,6 +12,9 @@ use super::roles::{Roles, get_ok, loopback};
 use crate::certs::{DevCa, write_pem};
 use crate::envoy_config::{ENVOY_FILE, LUA_FILE, Placeholders, Preset, SDS_FILE, Templates};
 
+/// How often Envoy writes its buffered access log to logs/envoy.log.
+const ACCESS_LOG_FLUSH_MSEC: &str = "200";
+
 /// Where Envoy listens and what it talks to, all on 127.0.0.1.
 pub(super) struct Ports {
     pub listen: u16,
@@ -80,6 +83,10 @@ pub(super) async fn start(
             "--disable-hot-restart".into(),
             "--log-level".into(),
             "warn".into(),
+            // The access log reaches logs/envoy.log while one watches, not
+            // after Envoy's default 10 s.
+            "--file-flush-interval-msec".into(),
+            ACCESS_LOG_FLUSH_MSEC.into(),
         ],
         &[
             ("https", loopback(ports.listen)),
