@@ -6,8 +6,9 @@ apiserver, on one machine, in one run:
   allow_all   Envoy + an ext_authz gRPC server that allows without looking
   authz       Envoy + kube-oidc-authz (the shipped configuration)
 
-Every set-up starts from the shipped envoy/envoy.yaml rendered as in the
-end-to-end tests; only the authentication filters differ. Where no
+Every set-up starts from the shipped envoy/envoy.yaml as the demo renders it
+(the end-to-end tests' stack, tests/e2e/stack.py, started without the audit
+forwarder); only the authentication filters differ. Where no
 ext_authz service supplies the upstream identity, the route adds the same
 headers statically, so the apiserver does the same work in all four.
 
@@ -40,9 +41,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 
-from stack import Stack, free_port, https_context, render, wait_until  # noqa: E402
+from pyhelpers.procs import free_port, wait_until  # noqa: E402
+from stack import Stack, https_context  # noqa: E402
 
 PATH = "/api/v1/namespaces/default/pods"
 # Many connections for the paced run, so that each one's wait dominates its
@@ -168,7 +170,7 @@ def main() -> None:
         sys.exit("ALLOW_ALL_BIN must point at the allow_all_ext_authz example binary")
 
     work = Path(tempfile.mkdtemp(prefix="envoy-bench-"))
-    stack = Stack(work, stream_idle_timeout="300s")
+    stack = Stack(work, stream_idle_timeout="300s", audit=False)
     results: dict[str, dict] = {}
     allow_port = free_port()
     allow = subprocess.Popen([allow_all_bin, f"127.0.0.1:{allow_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -178,7 +180,7 @@ def main() -> None:
         ctx = https_context(stack.issuer_ca)
         with urllib.request.urlopen(f"{stack.issuer_url}/keys", context=ctx) as r:
             jwks = r.read().decode()
-        base = yaml.safe_load((work / "envoy" / "envoy.yaml").read_text())
+        base = yaml.safe_load((stack.envoy_dir / "envoy.yaml").read_text())
         url = f"https://127.0.0.1:{stack.ports['envoy']}{PATH}"
         kinds = ("noauth", "jwt_authn", "allow_all", "authz")
         for kind in kinds:
@@ -200,7 +202,7 @@ def main() -> None:
                     wrk(url, stack.alice_token, 2, ns.connections, None, work)  # warm-up
                     # CPU per request of Envoy and of the ext_authz server:
                     # far steadier on a shared machine than throughput.
-                    checker = {"authz": stack.procs["authz"].popen.pid, "allow_all": allow.pid}.get(kind)
+                    checker = {"authz": stack.procs["authz"].pid, "allow_all": allow.pid}.get(kind)
                     e0, c0 = cpu_seconds(envoy.pid), cpu_seconds(checker) if checker else 0.0
                     r = wrk(url, stack.alice_token, ns.duration, ns.connections, None, work)
                     r["envoy_us"] = (cpu_seconds(envoy.pid) - e0) * 1e6 / r["requests"]

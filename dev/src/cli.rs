@@ -5,7 +5,8 @@ use clap::{Parser, Subcommand};
 use kube_oidc_authz::telemetry::TelemetryArgs;
 
 /// Development tools for kube-oidc-authz: a token-minting OIDC issuer,
-/// stand-ins for the Kubernetes apiserver and the CSE API, and the demo.
+/// stand-ins for the Kubernetes apiserver and the CSE API, the Envoy
+/// renderer and the demo.
 #[derive(Debug, Parser)]
 #[command(name = "kube-oidc-dev", version, about, propagate_version = true)]
 pub struct Cli {
@@ -25,7 +26,11 @@ pub enum Command {
     /// A stand-in Cloud Secure Edge REST API that records the audit batches
     /// it receives.
     StandInCse(crate::cse::CseArgs),
+    /// Render the shipped Envoy configuration (envoy.yaml, sds-tls.yaml,
+    /// impersonation.lua) into a folder.
+    RenderEnvoy(crate::render_envoy::RenderEnvoyArgs),
     /// Run the whole stack locally (issuer, stand-in apiserver, authz, audit
-    /// forwarder, Envoy) and write a kubeconfig to try it with.
+    /// forwarder, Envoy), write a kubeconfig to try it with and a manifest
+    /// (stack.json) of what runs where.
     Demo(crate::demo::DemoArgs),
 }

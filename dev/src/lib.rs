@@ -9,8 +9,10 @@
 //!   real one does at its edge (service-account token, impersonation, RBAC).
 //! - [`cse`]: a stand-in Cloud Secure Edge REST API that enforces the audit
 //!   contract and records the batches it receives.
-//! - [`envoy_config`]: the renderer of the shipped Envoy templates.
-//! - [`demo`]: the orchestrator behind `make demo`.
+//! - [`envoy_config`]: the placeholder table and the renderer of the shipped
+//!   Envoy templates; [`render_envoy`] is its command.
+//! - [`demo`]: the orchestrator behind `make demo` and the end-to-end tests;
+//!   it writes a manifest (`stack.json`) of the stack it started.
 //! - [`certs`], [`https`]: a development CA and one TLS serving loop.
 //! - [`cli`]: the `kube-oidc-dev` command line.
 
@@ -22,3 +24,4 @@ pub mod demo;
 pub mod envoy_config;
 pub mod https;
 pub mod issuer;
+pub mod render_envoy;

@@ -1,5 +1,6 @@
-"""Fixtures for the end-to-end tests: one stack per session (issuer,
-stand-in apiserver, authz service, Envoy with the shipped config)."""
+"""Fixtures for the end-to-end tests: one stack per session, started by
+`kube-oidc-dev demo` (issuer, stand-in apiserver, authz service, audit
+forwarder with the stand-in CSE API, Envoy with the shipped config)."""
 
 from __future__ import annotations
 

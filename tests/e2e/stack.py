@@ -1,78 +1,35 @@
-"""The local stack the end-to-end tests drive: development issuer, stand-in
-apiserver, authz service and Envoy with the shipped configuration, each on
-ports chosen at run time, all on 127.0.0.1.
+"""The local stack the end-to-end tests drive: `kube-oidc-dev demo` (the
+development issuer, the stand-in apiserver, the authz service, the audit
+forwarder with the stand-in CSE API, and Envoy with the shipped
+configuration, all on 127.0.0.1, on ports chosen at run time), read back
+through the manifest it writes, `<dir>/stack.json`.
 
-Nothing here installs anything: the binaries come from KUBE_OIDC_AUTHZ_BIN and KUBE_OIDC_DEV_BIN,
-Envoy from ENVOY_BIN (default: the project's .venv), kubectl from PATH. A
-missing prerequisite fails with a message saying what to do.
+Nothing here installs anything: the binaries come from KUBE_OIDC_AUTHZ_BIN
+and KUBE_OIDC_DEV_BIN, Envoy from ENVOY_BIN (default: the project's .venv),
+kubectl from PATH. A missing prerequisite fails with a message saying what
+to do.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
-import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from pyhelpers.procs import Proc, free_port, wait_until  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVOY_DIR = ROOT / "envoy"
-
-# The placeholders of envoy/envoy.yaml and envoy/sds-tls.yaml, with the values
-# used in the Kubernetes pod. Must equal PLACEHOLDERS in
-# src/devtools/envoy_config.rs (a test compares both renderers' output).
-PLACEHOLDERS = {
-    "ENVOY_LISTEN_ADDRESS": "0.0.0.0",
-    "ENVOY_LISTEN_PORT": "8443",
-    "ENVOY_ADMIN_PORT": "9901",
-    "TLS_CERT_FILE": "/etc/kube-oidc-authz/tls/tls.crt",
-    "TLS_KEY_FILE": "/etc/kube-oidc-authz/tls/tls.key",
-    "TLS_WATCH_DIR": "/etc/kube-oidc-authz/tls",
-    "SDS_TLS_FILE": "/etc/kube-oidc-authz/envoy/sds-tls.yaml",
-    "AUTHZ_ADDRESS": "127.0.0.1",
-    "AUTHZ_PORT": "9001",
-    "APISERVER_ADDRESS": "kubernetes.default.svc",
-    "APISERVER_PORT": "443",
-    "APISERVER_CA_FILE": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-    "AUDIT_ALS_ADDRESS": "127.0.0.1",
-    "AUDIT_ALS_PORT": "8084",
-    "STREAM_IDLE_TIMEOUT": "3600s",
-    "LUA_FILE": "/etc/kube-oidc-authz/envoy/impersonation.lua",
-}
-
-_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
-
-
-class RenderError(Exception):
-    pass
-
-
-def render(template: str, values: dict[str, str]) -> str:
-    """Substitutes ${NAME} placeholders; unknown or missing names are errors
-    (the same rules as the Rust renderer)."""
-    unknown_values = sorted(set(values) - set(PLACEHOLDERS))
-    if unknown_values:
-        raise RenderError(f"value given for {unknown_values[0]}, which is not a known placeholder")
-    if "${" in _PLACEHOLDER.sub("", template):
-        raise RenderError("unterminated placeholder in template")
-
-    def one(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name not in PLACEHOLDERS:
-            raise RenderError(f"unknown placeholder ${{{name}}} in template")
-        if name not in values:
-            raise RenderError(f"no value given for placeholder ${{{name}}}")
-        return values[name]
-
-    return _PLACEHOLDER.sub(one, template)
+MANIFEST = "stack.json"
+STARTUP_TIMEOUT = 90.0
 
 
 def require_file(env: str, default: Path | None, what: str) -> Path:
@@ -104,28 +61,13 @@ def kubectl_binary() -> Path:
     return Path(found)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what: str, check, timeout: float = 30.0, proc: subprocess.Popen | None = None, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log else ""
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}\n{tail}")
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as e:  # noqa: BLE001 - any failure means "not yet"
-            last = e
-        time.sleep(0.05)
-    tail = log.read_text(errors="replace")[-3000:] if log else ""
-    raise RuntimeError(f"{what}: not ready after {timeout}s (last error: {last})\n{tail}")
+def render_envoy(out: Path, *args: str) -> subprocess.CompletedProcess:
+    """`kube-oidc-dev render-envoy --out <out> <args>`: the shipped Envoy
+    files rendered by the renderer the demo uses (the only one)."""
+    return subprocess.run(
+        [str(dev_binary()), "render-envoy", "--out", str(out), *args],
+        capture_output=True, text=True, timeout=60,
+    )
 
 
 def https_context(ca_file: Path, server_name_check: bool = True) -> ssl.SSLContext:
@@ -134,47 +76,32 @@ def https_context(ca_file: Path, server_name_check: bool = True) -> ssl.SSLConte
     return ctx
 
 
-@dataclass
-class Proc:
-    name: str
-    argv: list[str]
-    log: Path
-    env: dict[str, str] | None = None
-    popen: subprocess.Popen | None = None
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
 
-    def start(self) -> "Proc":
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.log, "ab")
-        self.popen = subprocess.Popen(
-            self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
-        )
-        out.close()
-        return self
 
-    def stop(self) -> None:
-        p = self.popen
-        if p is None or p.poll() is not None:
-            return
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return r.status == 200
 
-    def kill(self) -> None:
-        p = self.popen
-        if p is not None and p.poll() is None:
-            p.kill()
-            p.wait(timeout=10)
+
+def _accepts(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=2):
+        return True
 
 
 @dataclass
 class Stack:
     dir: Path
     stream_idle_timeout: str = "5s"
+    # Short, so the audit test sees its events quickly.
+    audit_batch_max_wait: str = "200ms"
+    audit: bool = True
+    authz_args: list[str] = field(default_factory=list)
     procs: dict[str, Proc] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    demo: Proc | None = None
 
     # --- set-up -----------------------------------------------------------
 
@@ -183,143 +110,92 @@ class Stack:
         self.dev_bin = dev_binary()
         self.envoy = envoy_binary()
         self.kubectl = kubectl_binary()
-        for name in ("issuer", "apiserver", "authz_grpc", "authz_http", "envoy", "envoy_admin", "als"):
-            self.ports[name] = free_port()
-        self.start_issuer()
-        self.start_apiserver()
-        self.start_authz()
-        self.start_envoy()
-        self.write_kubeconfig(self.dir / "kubeconfig", self.alice_token)
+        argv = [
+            self.dev_bin, "demo",
+            "--dir", self.dir,
+            "--port", "0",
+            "--product-bin", self.bin,
+            "--envoy", self.envoy,
+            # Tests stop and restart roles; the demo must not stop with them.
+            "--keep-going",
+            "--envoy-set", f"STREAM_IDLE_TIMEOUT={self.stream_idle_timeout}",
+            "--audit-batch-max-wait", self.audit_batch_max_wait,
+            *([] if self.audit else ["--no-audit"]),
+            *(f"--authz-arg={a}" for a in self.authz_args),
+        ]
+        # Text logs in every role's log file, inherited by the roles.
+        self.env = {**os.environ, "KUBE_OIDC_AUTHZ_LOG_FORMAT": "text"}
+        self.demo = Proc("demo", argv, self.dir / "logs" / "demo.log", env=self.env).start()
+        manifest = self.dir / MANIFEST
+        wait_until("kube-oidc-dev demo", manifest.is_file, timeout=STARTUP_TIMEOUT, proc=self.demo, log=self.demo.log)
+        self._read_manifest(json.loads(manifest.read_text()))
+        wait_until(
+            "envoy listener",
+            lambda: self.envoy_request("GET", "/envoy-healthz")[0] == 200,
+            proc=self.procs["envoy"], log=self.procs["envoy"].log,
+        )
         return self
 
+    def _read_manifest(self, m: dict) -> None:
+        self.manifest = m
+        self.issuer_url = m["issuer"]["url"]
+        self.issuer_ca = Path(m["issuer"]["ca_file"])
+        self.alice_token = Path(m["issuer"]["alice_token_file"]).read_text().strip()
+        self.apiserver_url = m["apiserver"]["url"]
+        self.apiserver_dir = Path(m["apiserver"]["ca_file"]).parent
+        self.apiserver_token_file = Path(m["apiserver"]["token_file"])
+        self.envoy_ca = Path(m["envoy"]["ca_file"])
+        self.envoy_dir = Path(m["envoy"]["config_dir"])
+        self.tls_dir = Path(m["envoy"]["tls_dir"])
+        self.cse_url = m["audit"]["cse_url"] if m["audit"] else None
+        self.audit_service_name = m["audit"]["service_name"] if m["audit"] else None
+        self.addresses = {r["name"]: r["addresses"] for r in m["roles"]}
+        for r in m["roles"]:
+            self.procs[r["name"]] = Proc(r["name"], r["argv"], Path(r["log"]), env=self.env, adopted_pid=r["pid"])
+        a = self.addresses
+        self.ports.update(
+            envoy=_port(a["envoy"]["https"]),
+            envoy_admin=_port(a["envoy"]["admin"]),
+            issuer=_port(a["issuer"]["https"]),
+            apiserver=_port(a["apiserver"]["https"]),
+            authz_grpc=_port(a["authz"]["grpc"]),
+            authz_http=_port(a["authz"]["http"]),
+        )
+        if self.audit and not self.cse_url:
+            raise RuntimeError(f"the demo started without the audit forwarder; see {m['logs']}")
+
     def stop(self) -> None:
+        # Roles restarted here are this process's children; the others stop
+        # with the demo.
         for p in reversed(list(self.procs.values())):
-            p.stop()
+            if p.popen is not None:
+                p.stop()
+        if self.demo is None:
+            return
+        self.demo.stop(timeout=15)
+        if self.demo.poll() != 0:
+            # The demo did not stop its roles itself.
+            for p in self.procs.values():
+                p.kill()
 
-    def _spawn(self, name: str, argv: list[str]) -> Proc:
-        p = Proc(name, [str(a) for a in argv], self.dir / "logs" / f"{name}.log").start()
+    def _ready(self, name: str) -> bool:
+        a = self.addresses[name]
+        if name in ("authz", "audit-forwarder"):
+            return _http_ok(f"http://{a['http']}/readyz")
+        if name == "envoy":
+            return _http_ok(f"http://{a['admin']}/ready")
+        return all(_accepts(addr) for addr in a.values())
+
+    def restart(self, name: str) -> Proc:
+        """Stops role `name` (if it still runs) and starts it again, with the
+        argv the manifest gives, as a child of this process; waits until it
+        is ready."""
+        old = self.procs[name]
+        old.stop()
+        p = Proc(name, old.argv, old.log, env=self.env).start()
         self.procs[name] = p
+        wait_until(f"{name} restarted", lambda: self._ready(name), proc=p, log=p.log)
         return p
-
-    @property
-    def issuer_url(self) -> str:
-        return f"https://127.0.0.1:{self.ports['issuer']}"
-
-    @property
-    def apiserver_dir(self) -> Path:
-        return self.dir / "apiserver"
-
-    def start_issuer(self) -> None:
-        d = self.dir / "issuer"
-        p = self._spawn(
-            "issuer",
-            [self.dev_bin, "--log-format", "text", "dev-issuer", "--listen", f"127.0.0.1:{self.ports['issuer']}", "--dir", d],
-        )
-        def discovery():
-            if not (d / "alice.token").is_file():
-                return False
-            ctx = https_context(d / "ca.crt")
-            with urllib.request.urlopen(f"{self.issuer_url}/.well-known/openid-configuration", context=ctx, timeout=2) as r:
-                return r.status == 200
-
-        wait_until("dev issuer", discovery, proc=p.popen, log=p.log)
-        self.issuer_ca = d / "ca.crt"
-        self.alice_token = (d / "alice.token").read_text().strip()
-
-    def start_apiserver(self) -> None:
-        d = self.apiserver_dir
-        p = self._spawn(
-            "apiserver",
-            [
-                self.dev_bin, "--log-format", "text", "stand-in-apiserver",
-                "--listen", f"127.0.0.1:{self.ports['apiserver']}",
-                "--dir", d,
-                "--watch-event-interval", "1s",
-            ],
-        )
-
-        def up():
-            if not (d / "token").is_file():
-                return False
-            return self.apiserver_get("/version")[0] == 200
-
-        wait_until("stand-in apiserver", up, proc=p.popen, log=p.log)
-
-    def authz_argv(self) -> list:
-        return [
-            self.bin, "--log-format", "text", "authz",
-            "--grpc-address", f"127.0.0.1:{self.ports['authz_grpc']}",
-            "--http-address", f"127.0.0.1:{self.ports['authz_http']}",
-            "--oidc-issuer-url", self.issuer_url,
-            "--oidc-client-id", "kube-oidc-authz",
-            "--oidc-ca-file", self.issuer_ca,
-            "--oidc-username-claim", "email",
-            "--oidc-username-prefix", "banyan:",
-            "--oidc-groups-claim", "roles",
-            "--oidc-groups-prefix", "banyan:",
-            "--upstream-token-file", self.apiserver_dir / "token",
-            "--apiserver-url", f"https://127.0.0.1:{self.ports['apiserver']}",
-            "--apiserver-ca-file", self.apiserver_dir / "ca.crt",
-        ]
-
-    def start_authz(self) -> None:
-        p = self._spawn("authz", self.authz_argv())
-
-        def ready():
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['authz_http']}/readyz", timeout=2) as r:
-                return r.status == 200
-
-        wait_until("authz service", ready, proc=p.popen, log=p.log)
-
-    def envoy_values(self) -> dict[str, str]:
-        e = self.dir / "envoy"
-        return {
-            "ENVOY_LISTEN_ADDRESS": "127.0.0.1",
-            "ENVOY_LISTEN_PORT": str(self.ports["envoy"]),
-            "ENVOY_ADMIN_PORT": str(self.ports["envoy_admin"]),
-            "TLS_CERT_FILE": str(e / "tls" / "tls.crt"),
-            "TLS_KEY_FILE": str(e / "tls" / "tls.key"),
-            "TLS_WATCH_DIR": str(e / "tls"),
-            "SDS_TLS_FILE": str(e / "sds-tls.yaml"),
-            "AUTHZ_ADDRESS": "127.0.0.1",
-            "AUTHZ_PORT": str(self.ports["authz_grpc"]),
-            "APISERVER_ADDRESS": "127.0.0.1",
-            "APISERVER_PORT": str(self.ports["apiserver"]),
-            "APISERVER_CA_FILE": str(self.apiserver_dir / "ca.crt"),
-            "AUDIT_ALS_ADDRESS": "127.0.0.1",
-            "AUDIT_ALS_PORT": str(self.ports["als"]),
-            "STREAM_IDLE_TIMEOUT": self.stream_idle_timeout,
-            "LUA_FILE": str(ENVOY_DIR / "impersonation.lua"),
-        }
-
-    def start_envoy(self) -> None:
-        e = self.dir / "envoy"
-        (e / "tls").mkdir(parents=True, exist_ok=True)
-        # The listener's certificate: the development issuer's serving
-        # certificate is valid for 127.0.0.1 and signed by its CA, which the
-        # kubeconfig then trusts.
-        shutil.copy(self.dir / "issuer" / "issuer.crt", e / "tls" / "tls.crt")
-        shutil.copy(self.dir / "issuer" / "issuer.key", e / "tls" / "tls.key")
-        self.envoy_ca = self.dir / "issuer" / "ca.crt"
-        values = self.envoy_values()
-        (e / "envoy.yaml").write_text(render((ENVOY_DIR / "envoy.yaml").read_text(), values))
-        (e / "sds-tls.yaml").write_text(render((ENVOY_DIR / "sds-tls.yaml").read_text(), values))
-        p = self._spawn(
-            "envoy",
-            [self.envoy, "-c", e / "envoy.yaml", "--disable-hot-restart", "--log-level", "warn"],
-        )
-
-        def ready():
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['envoy_admin']}/ready", timeout=2) as r:
-                if r.status != 200:
-                    return False
-            return self.envoy_request("GET", "/envoy-healthz")[0] == 200
-
-        wait_until("envoy", ready, proc=p.popen, log=p.log)
-
-    def restart_authz(self) -> None:
-        self.procs["authz"].stop()
-        self.start_authz()
 
     # --- clients ----------------------------------------------------------
 
@@ -346,7 +222,8 @@ class Stack:
         return self.write_kubeconfig(self.dir / f"kubeconfig-{name}", token)
 
     def kubectl_cmd(self, *args: str, kubeconfig: Path | None = None) -> list[str]:
-        kc = kubeconfig or (self.dir / "kubeconfig")
+        # By default, the kubeconfig the demo wrote: alice through Envoy.
+        kc = kubeconfig or Path(self.manifest["kubeconfig"])
         return [str(self.kubectl), "--kubeconfig", str(kc), "--cache-dir", str(self.dir / "kube-cache"), *args]
 
     def kubectl_env(self) -> dict[str, str]:
@@ -373,9 +250,6 @@ class Stack:
 
     def _request(self, url: str, ctx: ssl.SSLContext, method: str, headers: list[tuple[str, str]], body: bytes | None, timeout: float = 10):
         # http.client keeps repeated header lines separate, unlike urllib.
-        import http.client
-        from urllib.parse import urlsplit
-
         u = urlsplit(url)
         conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=timeout)
         try:
@@ -397,10 +271,8 @@ class Stack:
     def apiserver_get(self, path: str):
         ctx = https_context(self.apiserver_dir / "ca.crt")
         ctx.check_hostname = False
-        token = (self.apiserver_dir / "token").read_text().strip()
-        return self._request(
-            f"https://127.0.0.1:{self.ports['apiserver']}{path}", ctx, "GET", [("authorization", f"Bearer {token}")], None
-        )
+        token = self.apiserver_token_file.read_text().strip()
+        return self._request(f"{self.apiserver_url}{path}", ctx, "GET", [("authorization", f"Bearer {token}")], None)
 
     def recorded(self) -> list[dict]:
         """Requests the stand-in apiserver received, as they arrived."""

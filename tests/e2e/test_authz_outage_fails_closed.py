@@ -17,7 +17,8 @@ def test_fails_closed_then_recovers(stack):
         assert "web" not in r.stdout
         assert [rec for rec in stack.recorded()[before:] if rec["path"] != "/_stand-in/requests"] == []
     finally:
-        stack.start_authz()
+        # The same argv as the demo's, from its manifest.
+        stack.restart("authz")
 
     r = stack.run_kubectl("get", "pods")
     assert r.returncode == 0, r.stderr

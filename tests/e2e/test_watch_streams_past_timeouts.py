@@ -70,7 +70,7 @@ def test_silent_stream_is_cut_by_idle_timeout(stack, admin_token):
 def test_route_settings_in_shipped_config(stack):
     import yaml
 
-    cfg = yaml.safe_load((stack.dir / "envoy" / "envoy.yaml").read_text())
+    cfg = yaml.safe_load((stack.envoy_dir / "envoy.yaml").read_text())
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert hcm["stream_idle_timeout"] == stack.stream_idle_timeout
     routes = hcm["route_config"]["virtual_hosts"][0]["routes"]

@@ -5,18 +5,19 @@
 
 use std::path::Path;
 
-use kube_oidc_dev::envoy_config::{ENVOY_TEMPLATE, SDS_TEMPLATE, compose_values, render};
+use kube_oidc_dev::envoy_config::{ENVOY_TEMPLATE, Placeholders, SDS_TEMPLATE};
 
 #[test]
 fn compose_envoy_files_match_a_fresh_render() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/compose");
+    let table = Placeholders::shipped().unwrap();
     for (template, file) in [
         (ENVOY_TEMPLATE, "envoy.yaml"),
         (SDS_TEMPLATE, "sds-tls.yaml"),
     ] {
         let fresh = format!(
             "# Generated from envoy/{file} with the docker-compose values; do not edit.\n{}",
-            render(template, &compose_values()).unwrap()
+            table.render(template, &table.compose_values()).unwrap()
         );
         let path = dir.join(file);
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
