@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/support/audit.rs"]
-mod audit_common;
+mod audit_support;
 
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,7 @@ fn bodies(total: usize) -> Vec<bytes::Bytes> {
 
 /// Distinct entries: a request id and object name of their own.
 fn als_entry(i: usize) -> HttpAccessLogEntry {
-    let mut entry = audit_common::als_entry(
+    let mut entry = audit_support::als_entry(
         RequestMethod::Get,
         &format!("/api/v1/namespaces/default/pods/web-{i}"),
         200,

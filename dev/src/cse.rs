@@ -8,7 +8,7 @@
 //! real API would give (401, 400, 413, 415). Tests script its next answers
 //! (`503, 503, 200`), expire its access tokens, and read what it accepted,
 //! either through [`StandInCse`] in-process or through the `/_stand-in/`
-//! control endpoints when it runs as `kube-oidc-authz stand-in-cse`.
+//! control endpoints when it runs as `kube-oidc-dev stand-in-cse`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 
 use kube_oidc_authz::error::RunError;
 
-/// Flags of `kube-oidc-authz stand-in-cse`.
+/// Flags of `kube-oidc-dev stand-in-cse`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CseArgs {
     /// Address to listen on (plain HTTP).

@@ -25,7 +25,7 @@ use super::certs::{DevCa, write_pem};
 use kube_oidc_authz::authz::verify::SigningAlg;
 use kube_oidc_authz::error::RunError;
 
-/// Flags of `kube-oidc-authz dev-issuer`.
+/// Flags of `kube-oidc-dev dev-issuer`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IssuerArgs {
     /// Address to serve HTTPS on.

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from stack import ENVOY_DIR, ROOT, envoy_binary, render_envoy
 
 POD_ROOTS = ("/etc/kube-oidc-authz", "/var/run/secrets/kubernetes.io/serviceaccount")

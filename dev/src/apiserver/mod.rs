@@ -54,7 +54,7 @@ pub const DEFAULT_SERVICE_ACCOUNT: &str = "system:serviceaccount:kube-oidc-authz
 /// apiserver's is.
 pub const SERVER_NAME: &str = "kubernetes.default.svc";
 
-/// Flags of `kube-oidc-authz stand-in-apiserver`.
+/// Flags of `kube-oidc-dev stand-in-apiserver`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiserverArgs {
     /// Address to serve HTTPS on.
