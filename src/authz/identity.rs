@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::config::IssuerConfig;
-use crate::k8s::user_info::CREDENTIAL_ID_EXTRA;
 use super::error::DenyReason;
+use crate::k8s::user_info::CREDENTIAL_ID_EXTRA;
 
 /// Who the caller is, as the apiserver will see them.
 #[derive(Debug, Clone, PartialEq, Eq)]

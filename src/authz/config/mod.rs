@@ -19,7 +19,6 @@ use super::args::AuthzArgs;
 pub use authn_file::parse_authentication_config;
 pub use issuer::{ClaimMapping, IssuerConfig, legacy_username_prefix};
 
-
 /// Everything the service needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
