@@ -9,6 +9,10 @@
 -- per group and one Impersonate-Extra-<key> line per extra value. The
 -- apiserver does not split comma-joined values: each must be its own line.
 --
+-- The metadata keys it reads (mode, groups, impersonate_extra) are the
+-- identity contract of the service's src/metadata.rs; a test holds this file
+-- to it.
+--
 -- It never touches Authorization, Impersonate-User or Impersonate-Uid. When
 -- the metadata is absent (passthrough, or a route without ext_authz) it does
 -- nothing.
