@@ -10,7 +10,8 @@
 //! and nothing in the product uses the development tools.
 //!
 //! 1. The floor: [`error`] (why a role stopped, exit codes), [`duration`]
-//!    (the one Go-style duration grammar of every flag), [`secret`]
+//!    and [`boolean`] (the one Go grammar of every duration and boolean
+//!    flag), [`secret`]
 //!    (strings `Debug` never shows), [`tls`] (HTTPS clients trusting a
 //!    given CA), [`clock`] (the one `now`, injectable so tests need not
 //!    sleep), [`telemetry`] (logs and OTLP traces), [`shutdown`] (the
@@ -49,6 +50,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod boolean;
 pub mod cli;
 pub mod clock;
 pub mod duration;

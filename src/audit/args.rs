@@ -35,7 +35,7 @@ pub struct AuditArgs {
 
     /// Allow the webhook to listen on a non-loopback address. Anyone who can
     /// reach it can inject audit events.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_WEBHOOK_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_WEBHOOK_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub webhook_allow_remote: bool,
 
     /// Largest webhook request body accepted, in bytes (413 above).
@@ -151,7 +151,7 @@ pub struct AuditArgs {
 
     /// Truncate events over the maximum event size (request and response
     /// objects first), as the apiserver's truncate backend does.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_TRUNCATE_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_TRUNCATE_ENABLED", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub audit_truncate_enabled: bool,
 
     /// Maximum size of one serialized event, in bytes.

@@ -79,16 +79,16 @@ pub struct AuthzArgs {
 
     /// Add the extra `authentication.kubernetes.io/credential-id: JTI=<jti>`
     /// for tokens with a string `jti`, as newer apiservers do.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_CREDENTIAL_ID_EXTRA", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_CREDENTIAL_ID_EXTRA", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub credential_id_extra: bool,
 
     /// Refuse identities whose username or a group starts with `system:`.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_REFUSE_SYSTEM_IDENTITIES", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_REFUSE_SYSTEM_IDENTITIES", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub refuse_system_identities: bool,
 
     /// Forward tokens that are not ours to the apiserver unchanged when a
     /// TokenReview accepts them.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_TOKEN_PASSTHROUGH", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_TOKEN_PASSTHROUGH", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub token_passthrough: bool,
 
     /// Audiences accepted for passthrough TokenReviews, comma separated.
@@ -100,7 +100,7 @@ pub struct AuthzArgs {
     pub token_passthrough_audiences: Vec<String>,
 
     /// Add `Impersonate-Extra-Remote-Client-Ip` with the client's address.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_EXTRA_USER_HEADER_CLIENT_IP", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_EXTRA_USER_HEADER_CLIENT_IP", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub extra_user_header_client_ip: bool,
 
     /// Static extras added to every identity: `key=value,...`.
@@ -159,4 +159,60 @@ pub struct AuthzArgs {
     /// How often keys are refreshed in the background.
     #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_REFRESH_INTERVAL", value_parser = crate::duration::parse, default_value = "5m")]
     pub jwks_refresh_interval: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: AuthzArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<AuthzArgs, clap::Error> {
+        let base = [
+            "x",
+            "--oidc-issuer-url",
+            "https://idp.example",
+            "--oidc-client-id",
+            "k",
+        ];
+        Cli::try_parse_from(base.iter().chain(extra)).map(|c| c.args)
+    }
+
+    /// Boolean flags take pflag's syntax, as kube-oidc-proxy's do: alone
+    /// means true, `=value` takes Go's `strconv.ParseBool` grammar.
+    #[test]
+    fn boolean_flags_take_pflag_syntax() {
+        type Get = fn(&AuthzArgs) -> bool;
+        let flags: [(&str, Get, bool); 4] = [
+            ("--token-passthrough", |a| a.token_passthrough, false),
+            (
+                "--extra-user-header-client-ip",
+                |a| a.extra_user_header_client_ip,
+                false,
+            ),
+            ("--credential-id-extra", |a| a.credential_id_extra, true),
+            (
+                "--refuse-system-identities",
+                |a| a.refuse_system_identities,
+                true,
+            ),
+        ];
+        for (flag, get, default) in flags {
+            assert_eq!(get(&parse(&[]).unwrap()), default, "{flag} default");
+            assert!(get(&parse(&[flag]).unwrap()), "{flag} alone");
+            for (value, want) in [("true", true), ("false", false), ("1", true), ("F", false)] {
+                let arg = format!("{flag}={value}");
+                assert_eq!(get(&parse(&[&arg]).unwrap()), want, "{arg}");
+            }
+            assert!(parse(&[&format!("{flag}=yes")]).is_err(), "{flag}=yes");
+            // pflag leaves `false` a stray argument; clap refuses it.
+            assert!(parse(&[flag, "false"]).is_err(), "{flag} false");
+        }
+    }
 }

@@ -31,6 +31,12 @@ pub struct MappingOptions {
 }
 
 /// Maps the claims of a verified token to an identity.
+///
+/// Claims decode as the apiserver's JWT authenticator decodes them (Go's
+/// `encoding/json` into typed values): a JSON `null` is the type's zero
+/// value, so a `null` groups claim means no groups and a `null` string
+/// claim means `""`; a claim that is absent is not the same as `null` where
+/// the apiserver tells them apart (a configured uid claim must be present).
 pub fn map_claims(
     issuer: &IssuerConfig,
     claims: &Map<String, Value>,
@@ -39,6 +45,7 @@ pub fn map_claims(
     for (claim, want) in &issuer.required_claims {
         match claims.get(claim) {
             Some(Value::String(got)) if got == want => {}
+            Some(Value::Null) if want.is_empty() => {}
             _ => return Err(DenyReason::RequiredClaim),
         }
     }
@@ -48,7 +55,8 @@ pub fn map_claims(
         // accepted, as the apiserver does.
         match claims.get("email_verified") {
             None | Some(Value::Bool(true)) => {}
-            Some(Value::Bool(false)) => return Err(DenyReason::EmailNotVerified),
+            // `null` decodes to false: not verified.
+            Some(Value::Bool(false) | Value::Null) => return Err(DenyReason::EmailNotVerified),
             Some(_) => return Err(DenyReason::InvalidClaim),
         }
     }
@@ -60,13 +68,15 @@ pub fn map_claims(
     let mut groups = Vec::new();
     if let Some(mapping) = &issuer.groups {
         match claims.get(&mapping.claim) {
-            None => {}
+            None | Some(Value::Null) => {}
             Some(Value::String(g)) => groups.push(format!("{}{g}", mapping.prefix)),
             Some(Value::Array(list)) => {
                 groups.reserve(list.len());
                 for g in list {
                     match g {
                         Value::String(g) => groups.push(format!("{}{g}", mapping.prefix)),
+                        // A `null` element of a `[]string` is "".
+                        Value::Null => groups.push(mapping.prefix.clone()),
                         _ => return Err(DenyReason::GroupsClaim),
                     }
                 }
@@ -77,8 +87,12 @@ pub fn map_claims(
 
     let uid = match &issuer.uid_claim {
         None => None,
+        // A configured uid claim must be present, as the apiserver requires
+        // (`claim not present`); `null` or "" gives no uid.
         Some(claim) => match claims.get(claim) {
-            None => None,
+            None => return Err(DenyReason::UidClaim),
+            Some(Value::Null) => None,
+            Some(Value::String(u)) if u.is_empty() => None,
             Some(Value::String(u)) => Some(u.clone()),
             Some(_) => return Err(DenyReason::UidClaim),
         },
@@ -369,5 +383,114 @@ mod tests {
         assert!(id.extra.is_empty());
         let bad = claims(json!({"sub": "u", "oid": 5}));
         assert_eq!(map_claims(&iss, &bad, OPTS), Err(DenyReason::UidClaim));
+    }
+
+    /// JSON `null` and absent claims, decoded as the apiserver's JWT
+    /// authenticator decodes them (Go `encoding/json` into typed values).
+    #[test]
+    fn null_and_absent_claims_decode_as_the_apiserver_does() {
+        let mut iss = issuer(("email", "banyan:"), Some(("roles", "banyan:")));
+        iss.uid_claim = Some("oid".into());
+        iss.required_claims = vec![("tenant".into(), "t1".into())];
+        let base =
+            json!({"email": "a@example.com", "roles": ["dev"], "oid": "o-1", "tenant": "t1"});
+        let with = |k: &str, v: Value| {
+            let mut c = claims(base.clone());
+            c.insert(k.into(), v);
+            c
+        };
+        let without = |k: &str| {
+            let mut c = claims(base.clone());
+            c.remove(k);
+            c
+        };
+        type Row = (
+            &'static str,
+            Map<String, Value>,
+            Result<(Vec<&'static str>, Option<&'static str>), DenyReason>,
+        );
+        let ok = |groups: Vec<&'static str>, uid: Option<&'static str>| Ok((groups, uid));
+        let table: Vec<Row> = vec![
+            (
+                "everything present",
+                claims(base.clone()),
+                ok(vec!["banyan:dev"], Some("o-1")),
+            ),
+            (
+                "null groups: no groups",
+                with("roles", Value::Null),
+                ok(vec![], Some("o-1")),
+            ),
+            (
+                "absent groups: no groups",
+                without("roles"),
+                ok(vec![], Some("o-1")),
+            ),
+            (
+                "null element: the prefix alone",
+                with("roles", json!(["dev", null])),
+                ok(vec!["banyan:dev", "banyan:"], Some("o-1")),
+            ),
+            (
+                "number in groups",
+                with("roles", json!(["dev", 1])),
+                Err(DenyReason::GroupsClaim),
+            ),
+            (
+                "null uid: no uid",
+                with("oid", Value::Null),
+                ok(vec!["banyan:dev"], None),
+            ),
+            (
+                "empty uid: no uid",
+                with("oid", json!("")),
+                ok(vec!["banyan:dev"], None),
+            ),
+            (
+                "absent uid claim fails the token",
+                without("oid"),
+                Err(DenyReason::UidClaim),
+            ),
+            (
+                "numeric uid",
+                with("oid", json!(7)),
+                Err(DenyReason::UidClaim),
+            ),
+            (
+                "null username",
+                with("email", Value::Null),
+                Err(DenyReason::UsernameClaim),
+            ),
+            (
+                "null email_verified is not verified",
+                with("email_verified", Value::Null),
+                Err(DenyReason::EmailNotVerified),
+            ),
+            (
+                "string email_verified",
+                with("email_verified", json!("true")),
+                Err(DenyReason::InvalidClaim),
+            ),
+            (
+                "null required claim",
+                with("tenant", Value::Null),
+                Err(DenyReason::RequiredClaim),
+            ),
+            (
+                "absent required claim",
+                without("tenant"),
+                Err(DenyReason::RequiredClaim),
+            ),
+        ];
+        for (name, c, want) in table {
+            let got = map_claims(&iss, &c, OPTS).map(|id| (id.groups, id.uid));
+            let want = want.map(|(g, u)| {
+                (
+                    g.into_iter().map(String::from).collect::<Vec<_>>(),
+                    u.map(String::from),
+                )
+            });
+            assert_eq!(got, want, "{name}");
+        }
     }
 }

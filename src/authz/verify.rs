@@ -380,7 +380,9 @@ impl ParsedToken<'_> {
 /// Checks `aud`, `exp`, `nbf` and `iat` as the apiserver does: `exp` is
 /// required and has no leeway, `nbf` has [`NBF_LEEWAY_SECS`], `iat` is not
 /// compared with the clock; a registered claim of the wrong type fails the
-/// token. Returns `exp`.
+/// token, as go-oidc's typed decoding does (`sub`, `nonce` and `at_hash`
+/// must be strings; a `null` `nbf` is no `nbf`, a `null` `exp` or `iat`
+/// fails). Returns `exp`.
 pub fn check_registered_claims(
     claims: &Map<String, Value>,
     audiences: &[String],
@@ -404,6 +406,14 @@ pub fn check_registered_claims(
     if !aud_ok {
         return Err(DenyReason::AudienceMismatch);
     }
+    for name in ["sub", "nonce", "at_hash"] {
+        if !matches!(
+            claims.get(name),
+            None | Some(Value::String(_) | Value::Null)
+        ) {
+            return Err(DenyReason::InvalidClaim);
+        }
+    }
     let exp = match claims.get("exp") {
         Some(v) => numeric_date(v)?,
         None => return Err(DenyReason::Expired),
@@ -411,7 +421,7 @@ pub fn check_registered_claims(
     if now >= exp {
         return Err(DenyReason::Expired);
     }
-    if let Some(v) = claims.get("nbf")
+    if let Some(v) = claims.get("nbf").filter(|v| !v.is_null())
         && now + NBF_LEEWAY_SECS < numeric_date(v)?
     {
         return Err(DenyReason::NotYetValid);

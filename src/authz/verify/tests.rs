@@ -328,3 +328,54 @@ fn oversized_tokens_are_refused_unparsed() {
     let huge = format!("{}.{}.x", "a".repeat(MAX_TOKEN_BYTES), "b");
     assert_eq!(parse(&huge).map(|_| ()), Err(DenyReason::MalformedToken));
 }
+
+/// Registered claims decode into go-oidc's typed `idToken`: a wrong JSON
+/// type fails the token, `null` is the zero value (and, for the pointer
+/// `nbf`, no value at all).
+#[test]
+fn registered_claims_have_go_oidc_types() {
+    use DenyReason::*;
+    let base = json!({"aud": AUDIENCE, "sub": "alice", "exp": NOW + 600, "iat": NOW});
+    let with = |k: &str, v: Value| {
+        let mut c = base.as_object().unwrap().clone();
+        c.insert(k.to_owned(), v);
+        c
+    };
+    type Row = (&'static str, Map<String, Value>, Result<i64, DenyReason>);
+    let table: Vec<Row> = vec![
+        (
+            "as issued",
+            base.as_object().unwrap().clone(),
+            Ok(NOW + 600),
+        ),
+        ("numeric sub", with("sub", json!(42)), Err(InvalidClaim)),
+        ("list sub", with("sub", json!(["alice"])), Err(InvalidClaim)),
+        ("null sub", with("sub", Value::Null), Ok(NOW + 600)),
+        ("numeric nonce", with("nonce", json!(1)), Err(InvalidClaim)),
+        (
+            "object at_hash",
+            with("at_hash", json!({})),
+            Err(InvalidClaim),
+        ),
+        (
+            "null nbf is no nbf",
+            with("nbf", Value::Null),
+            Ok(NOW + 600),
+        ),
+        ("string nbf", with("nbf", json!("0")), Err(InvalidClaim)),
+        ("null iat", with("iat", Value::Null), Err(InvalidClaim)),
+        ("null exp", with("exp", Value::Null), Err(InvalidClaim)),
+        (
+            "string exp",
+            with("exp", json!("9999999999")),
+            Err(InvalidClaim),
+        ),
+    ];
+    for (name, c, want) in table {
+        assert_eq!(
+            check_registered_claims(&c, &[AUDIENCE.to_owned()], NOW),
+            want,
+            "{name}"
+        );
+    }
+}
