@@ -59,6 +59,11 @@ pub struct AuditArgs {
     )]
     pub als_address: SocketAddr,
 
+    /// Allow a non-loopback `--als-address`. The access-log service is
+    /// unauthenticated: whoever reaches it can forge audit events.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_ALS_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub als_allow_remote: bool,
+
     /// Base URL of the Cloud Secure Edge REST API.
     #[arg(
         long,

@@ -83,6 +83,12 @@ impl AuditArgs {
                 self.webhook_address
             ));
         }
+        if !self.als_allow_remote && !self.als_address.ip().is_loopback() {
+            errors.push(format!(
+                "--als-address {}: the access log service is unauthenticated and must listen on a loopback address (set --als-allow-remote=true to override)",
+                self.als_address
+            ));
+        }
         let url = self.restapi_url.trim_end_matches('/');
         match url.split_once("://") {
             Some(("https" | "http", rest)) if !rest.is_empty() && !rest.contains(['?', '#']) => {}
@@ -253,6 +259,33 @@ mod tests {
             assert!(joined.contains(needle), "{needle} missing in {joined}");
         }
         assert_eq!(errors.len(), 5);
+    }
+
+    #[test]
+    fn access_log_input_beyond_loopback_needs_the_opt_in() {
+        // Anyone who reaches the access-log service can forge audit events.
+        let base = ["--service-name", "k8s", "--refresh-token-file", "/t"];
+        let cases: [(&[&str], bool); 5] = [
+            (&["--als-address", "127.0.0.1:8084"], true),
+            (&["--als-address", "[::1]:8084"], true),
+            (&["--als-address", "0.0.0.0:8084"], false),
+            (&["--als-address", "10.1.2.3:8084"], false),
+            (
+                &["--als-address", "0.0.0.0:8084", "--als-allow-remote=true"],
+                true,
+            ),
+        ];
+        for (flags, ok) in cases {
+            let argv: Vec<&str> = base.iter().chain(flags).copied().collect();
+            let result = parse(&argv).validate();
+            assert_eq!(result.is_ok(), ok, "{flags:?}: {result:?}");
+            if let Err(errors) = result {
+                assert!(
+                    errors.iter().any(|e| e.contains("--als-allow-remote")),
+                    "{errors:?}"
+                );
+            }
+        }
     }
 
     #[test]
