@@ -64,7 +64,9 @@ pub struct AuditArgs {
     #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_ALS_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set)]
     pub als_allow_remote: bool,
 
-    /// Base URL of the Cloud Secure Edge REST API.
+    /// Base URL of the Cloud Secure Edge REST API: `https://`, or `http://`
+    /// only to a loopback address (a local stand-in API, as the tests and
+    /// the demo run); anything else exits 64.
     #[arg(
         long,
         env = "BNN_K8S_AUDIT_PROXY_RESTAPI_URL",
