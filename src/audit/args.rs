@@ -59,7 +59,14 @@ pub struct AuditArgs {
     )]
     pub als_address: SocketAddr,
 
-    /// Base URL of the Cloud Secure Edge REST API.
+    /// Allow a non-loopback `--als-address`. The access-log service is
+    /// unauthenticated: whoever reaches it can forge audit events.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_ALS_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub als_allow_remote: bool,
+
+    /// Base URL of the Cloud Secure Edge REST API: `https://`, or `http://`
+    /// only to a loopback address (a local stand-in API, as the tests and
+    /// the demo run); anything else exits 64.
     #[arg(
         long,
         env = "BNN_K8S_AUDIT_PROXY_RESTAPI_URL",

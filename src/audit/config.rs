@@ -83,11 +83,35 @@ impl AuditArgs {
                 self.webhook_address
             ));
         }
-        let url = self.restapi_url.trim_end_matches('/');
-        match url.split_once("://") {
-            Some(("https" | "http", rest)) if !rest.is_empty() && !rest.contains(['?', '#']) => {}
+        if !self.als_allow_remote && !self.als_address.ip().is_loopback() {
+            errors.push(format!(
+                "--als-address {}: the access log service is unauthenticated and must listen on a loopback address (set --als-allow-remote=true to override)",
+                self.als_address
+            ));
+        }
+        // The refresh token and every event go to this URL: never in clear
+        // across a network. A stand-in API on loopback may speak plain HTTP.
+        match reqwest::Url::parse(self.restapi_url.trim_end_matches('/')) {
+            Ok(u)
+                if u.host_str().is_some_and(|h| !h.is_empty())
+                    && u.query().is_none()
+                    && u.fragment().is_none() =>
+            {
+                match u.scheme() {
+                    "https" => {}
+                    "http" if crate::tls::is_loopback_url(&u) => {}
+                    "http" => errors.push(format!(
+                        "--restapi-url {:?}: plain http would send the CSE refresh token and the events in clear; use https (http is accepted only for a loopback address such as http://127.0.0.1:PORT)",
+                        self.restapi_url
+                    )),
+                    _ => errors.push(format!(
+                        "--restapi-url {:?}: expected an https URL such as https://net.banyanops.com",
+                        self.restapi_url
+                    )),
+                }
+            }
             _ => errors.push(format!(
-                "--restapi-url {:?}: expected an http(s) URL such as https://net.banyanops.com",
+                "--restapi-url {:?}: expected an https URL such as https://net.banyanops.com",
                 self.restapi_url
             )),
         }
@@ -253,6 +277,71 @@ mod tests {
             assert!(joined.contains(needle), "{needle} missing in {joined}");
         }
         assert_eq!(errors.len(), 5);
+    }
+
+    #[test]
+    fn access_log_input_beyond_loopback_needs_the_opt_in() {
+        // Anyone who reaches the access-log service can forge audit events.
+        let base = ["--service-name", "k8s", "--refresh-token-file", "/t"];
+        let cases: [(&[&str], bool); 5] = [
+            (&["--als-address", "127.0.0.1:8084"], true),
+            (&["--als-address", "[::1]:8084"], true),
+            (&["--als-address", "0.0.0.0:8084"], false),
+            (&["--als-address", "10.1.2.3:8084"], false),
+            (
+                &["--als-address", "0.0.0.0:8084", "--als-allow-remote=true"],
+                true,
+            ),
+        ];
+        for (flags, ok) in cases {
+            let argv: Vec<&str> = base.iter().chain(flags).copied().collect();
+            let result = parse(&argv).validate();
+            assert_eq!(result.is_ok(), ok, "{flags:?}: {result:?}");
+            if let Err(errors) = result {
+                assert!(
+                    errors.iter().any(|e| e.contains("--als-allow-remote")),
+                    "{errors:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn restapi_url_in_clear_only_on_loopback() {
+        // The refresh token and the events must not cross a network in clear;
+        // a stand-in API on loopback (tests, the demo) may speak plain HTTP.
+        let cases = [
+            ("https://net.banyanops.com", true),
+            ("https://10.1.2.3:8443/", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://127.1.2.3:8080", true),
+            ("http://[::1]:8080", true),
+            ("http://localhost:8080", true),
+            ("http://net.banyanops.com", false),
+            ("http://10.1.2.3:8080", false),
+            ("http://localhost.example.com", false),
+            ("http://127.0.0.1.example.com", false),
+            ("ftp://127.0.0.1", false),
+            ("https://", false),
+        ];
+        for (url, ok) in cases {
+            let result = parse(&[
+                "--restapi-url",
+                url,
+                "--service-name",
+                "k8s",
+                "--refresh-token-file",
+                "/t",
+            ])
+            .validate();
+            assert_eq!(result.is_ok(), ok, "{url}: {result:?}");
+            if let Err(errors) = result {
+                assert!(
+                    errors.iter().all(|e| e.contains("--restapi-url")),
+                    "{errors:?}"
+                );
+            }
+        }
     }
 
     #[test]

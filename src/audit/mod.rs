@@ -68,6 +68,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let config = args.validate().map_err(RunError::Config)?;
+    for (flag, addr) in [
+        ("--webhook-address", config.webhook_address),
+        ("--als-address", config.als_address),
+    ] {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                flag,
+                address = %addr,
+                "an unauthenticated audit input listens beyond loopback: whoever reaches it can write audit events; admit only your Envoy or apiserver"
+            );
+        }
+    }
     let bind = |what: &'static str, addr: std::net::SocketAddr| async move {
         TcpListener::bind(addr)
             .await

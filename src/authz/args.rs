@@ -9,13 +9,21 @@ use std::time::Duration;
 /// Flags of `kube-oidc-authz authz`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthzArgs {
-    /// Address for the ext_authz and grpc.health.v1 gRPC services.
+    /// Address for the ext_authz and grpc.health.v1 gRPC services. Plaintext
+    /// and unauthenticated: loopback only unless `--grpc-allow-remote`.
     #[arg(
         long,
         env = "KUBE_OIDC_AUTHZ_GRPC_ADDRESS",
-        default_value = "0.0.0.0:9001"
+        default_value = "127.0.0.1:9001"
     )]
     pub grpc_address: SocketAddr,
+
+    /// Allow a non-loopback `--grpc-address`. Allowed Checks carry the
+    /// proxy's service-account token, so whoever reaches the port with any
+    /// valid ID token obtains it: set this only where a NetworkPolicy (or a
+    /// firewall) admits your gateway alone.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_GRPC_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub grpc_allow_remote: bool,
 
     /// Address for /healthz, /readyz and /metrics.
     #[arg(

@@ -160,6 +160,10 @@ impl IssuerKeys {
             .get("jwks_uri")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid("discovery document has no jwks_uri"))?;
+        // The issuer's HTTPS does not vouch for keys fetched in clear.
+        if !reqwest::Url::parse(jwks_uri).is_ok_and(|u| u.scheme() == "https") {
+            return Err(invalid("jwks_uri in discovery is not an https URL"));
+        }
         let jwks = self.get_json(jwks_uri).await?;
         let list =
             jwks.get("keys")

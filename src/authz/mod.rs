@@ -59,6 +59,12 @@ pub async fn run(
     let config = Config::from_args(&args).map_err(RunError::Config)?;
     let upstream = UpstreamToken::load(&config.upstream_token_file)
         .map_err(|e| RunError::Config(vec![format!("--upstream-token-file: {e}")]))?;
+    if !args.grpc_address.ip().is_loopback() {
+        tracing::warn!(
+            grpc = %args.grpc_address,
+            "the Check port listens beyond loopback (--grpc-allow-remote): allowed answers carry the proxy's service-account token; admit only your gateway"
+        );
+    }
     let grpc = TcpListener::bind(args.grpc_address)
         .await
         .with_context(|| format!("bind --grpc-address {}", args.grpc_address))?;

@@ -54,3 +54,29 @@ fn cel_in_authentication_config_is_refused_naming_the_field() {
         "{err}"
     );
 }
+
+#[test]
+fn check_port_beyond_loopback_needs_explicit_opt_in() {
+    // Allowed Checks carry the proxy's service-account token: a Check port
+    // anyone can reach hands that token to anyone with a valid ID token.
+    let out = Command::new(env!("CARGO_BIN_EXE_kube-oidc-authz"))
+        .args([
+            "authz",
+            "--grpc-address",
+            "0.0.0.0:0",
+            "--http-address",
+            "127.0.0.1:0",
+            "--oidc-issuer-url",
+            "https://idp.example.com",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--grpc-address 0.0.0.0:0") && err.contains("--grpc-allow-remote"),
+        "{err}"
+    );
+    // Every problem together: the missing client id is reported too.
+    assert!(err.contains("--oidc-client-id is required"), "{err}");
+}

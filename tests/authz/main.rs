@@ -13,5 +13,6 @@ mod cache_expiry;
 mod check_grpc;
 mod config_errors;
 mod key_rotation;
+mod keys_stay_on_https;
 mod token_verification;
 mod traces_otlp;

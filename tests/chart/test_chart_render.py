@@ -211,6 +211,25 @@ def test_authz_only_mode_has_no_envoy_and_a_grpc_service(render_case):
     assert "authz-only mode" in r.notes.lower()
 
 
+def test_listeners_beyond_loopback_are_an_explicit_opt_in(render_case):
+    # The Check answer carries the proxy's impersonating token and the access
+    # log input is unauthenticated: the binary refuses a non-loopback bind
+    # without the opt-in, so the chart passes it only where it must (no Envoy
+    # in the pod), and there only beside the NetworkPolicy it requires.
+    standalone = render_case("guide")
+    for name in ("authz", "audit-forwarder"):
+        args = standalone.container(name)["args"]
+        assert not [a for a in args if "allow-remote=true" in a], args
+        assert not [a for a in args if "=0.0.0.0:" in a and "--http-address" not in a], args
+    remote = render_case("authz-only")
+    authz, audit = remote.container("authz")["args"], remote.container("audit-forwarder")["args"]
+    assert "--grpc-allow-remote=true" in authz
+    assert "--als-allow-remote=true" in audit
+    assert "--webhook-address=127.0.0.1:8082" in audit
+    assert not [a for a in audit if a.startswith("--webhook-allow-remote")]
+    assert remote.one("NetworkPolicy")["spec"]["ingress"][0]["from"]
+
+
 @pytest.mark.parametrize("kind", ["ClusterIP", "NodePort", "LoadBalancer"])
 def test_service_types(chart, kind):
     extra = {"nodePort": 30443} if kind != "ClusterIP" else {}

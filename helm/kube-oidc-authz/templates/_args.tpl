@@ -13,9 +13,18 @@ exactly this list.
 {{- if $v.authz.otlpEndpoint }}
 {{- $args = append $args (printf "--otlp-endpoint=%s" $v.authz.otlpEndpoint) }}
 {{- end }}
-{{- /* Beside Envoy the gRPC port stays on loopback: only Envoy in the same pod may ask. */}}
+{{- /*
+Beside Envoy the gRPC port stays on loopback: only Envoy in the same pod may
+ask. Without Envoy it must listen on the pod's address, which the binary
+allows only with the explicit opt-in; the NetworkPolicy "validate" requires
+is what keeps other clients out, since allowed Checks carry the proxy's
+impersonating token.
+*/}}
 {{- $grpcHost := ternary "127.0.0.1" "0.0.0.0" (and $v.envoy.enabled true) }}
 {{- $args = append $args (printf "--grpc-address=%s:%d" $grpcHost (int $v.authz.grpcPort)) }}
+{{- if not $v.envoy.enabled }}
+{{- $args = append $args "--grpc-allow-remote=true" }}
+{{- end }}
 {{- $args = append $args (printf "--http-address=0.0.0.0:%d" (int $v.authz.httpPort)) }}
 {{- if $v.authenticationConfig }}
 {{- $args = append $args (printf "--authentication-config=%s/authentication-config.yaml" (include "kube-oidc-authz.paths.authnDir" .)) }}
@@ -94,6 +103,10 @@ values files (extraArgs audit-webhook-*) override the auditProxy values.
 {{- $args = append $args (printf "--webhook-address=127.0.0.1:%d" (int $a.webhookPort)) }}
 {{- $args = append $args (printf "--http-address=0.0.0.0:%d" (int $a.httpPort)) }}
 {{- $args = append $args (printf "--als-address=%s:%d" $alsHost (int $a.alsPort)) }}
+{{- /* Your own Envoy sends its access log across the network; see --grpc-allow-remote above. */}}
+{{- if not $v.envoy.enabled }}
+{{- $args = append $args "--als-allow-remote=true" }}
+{{- end }}
 {{- $args = append $args (printf "--restapi-url=%s" $a.restapiUrl) }}
 {{- $args = append $args (printf "--service-name=%s" $a.serviceName) }}
 {{- $args = append $args (printf "--refresh-token-file=%s/refresh-token" (include "kube-oidc-authz.paths.auditDir" .)) }}

@@ -107,6 +107,12 @@ impl Config {
             None
         };
 
+        if !args.grpc_allow_remote && !args.grpc_address.ip().is_loopback() {
+            errors.push(format!(
+                "--grpc-address {}: allowed Checks carry the proxy's service-account token, so the Check port listens on a loopback address only (set --grpc-allow-remote=true, with a NetworkPolicy or firewall that admits your gateway alone, to override)",
+                args.grpc_address
+            ));
+        }
         if args.cache_max_entries == 0 {
             errors.push("--cache-max-entries must be at least 1".to_owned());
         }
@@ -155,4 +161,62 @@ fn parse_cidr(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: AuthzArgs,
+    }
+
+    fn parse(extra: &[&str]) -> AuthzArgs {
+        let base = [
+            "x",
+            "--oidc-issuer-url",
+            "https://idp.example.com",
+            "--oidc-client-id",
+            "k",
+        ];
+        Cli::try_parse_from(base.iter().chain(extra).copied())
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn check_port_defaults_to_loopback() {
+        let args = parse(&[]);
+        assert_eq!(args.grpc_address.to_string(), "127.0.0.1:9001");
+        assert!(!args.grpc_allow_remote);
+        assert!(Config::from_args(&args).is_ok());
+    }
+
+    #[test]
+    fn check_port_beyond_loopback_needs_the_opt_in() {
+        let cases: [(&[&str], bool); 6] = [
+            (&["--grpc-address", "127.0.0.1:9001"], true),
+            (&["--grpc-address", "[::1]:9001"], true),
+            (&["--grpc-address", "0.0.0.0:9001"], false),
+            (&["--grpc-address", "[::]:9001"], false),
+            (&["--grpc-address", "10.1.2.3:9001"], false),
+            (
+                &["--grpc-address", "0.0.0.0:9001", "--grpc-allow-remote=true"],
+                true,
+            ),
+        ];
+        for (flags, ok) in cases {
+            let result = Config::from_args(&parse(flags));
+            assert_eq!(result.is_ok(), ok, "{flags:?}: {result:?}");
+            if let Err(errors) = result {
+                assert!(
+                    errors.iter().any(|e| e.contains("--grpc-allow-remote")),
+                    "{errors:?}"
+                );
+            }
+        }
+    }
 }
