@@ -61,7 +61,7 @@ pub struct AuditArgs {
 
     /// Allow a non-loopback `--als-address`. The access-log service is
     /// unauthenticated: whoever reaches it can forge audit events.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_ALS_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_ALS_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub als_allow_remote: bool,
 
     /// Base URL of the Cloud Secure Edge REST API: `https://`, or `http://`

@@ -22,7 +22,7 @@ pub struct AuthzArgs {
     /// proxy's service-account token, so whoever reaches the port with any
     /// valid ID token obtains it: set this only where a NetworkPolicy (or a
     /// firewall) admits your gateway alone.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_GRPC_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_GRPC_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub grpc_allow_remote: bool,
 
     /// Address for /healthz, /readyz and /metrics.
@@ -197,7 +197,8 @@ mod tests {
     #[test]
     fn boolean_flags_take_pflag_syntax() {
         type Get = fn(&AuthzArgs) -> bool;
-        let flags: [(&str, Get, bool); 4] = [
+        let flags: [(&str, Get, bool); 5] = [
+            ("--grpc-allow-remote", |a| a.grpc_allow_remote, false),
             ("--token-passthrough", |a| a.token_passthrough, false),
             (
                 "--extra-user-header-client-ip",
