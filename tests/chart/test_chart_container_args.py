@@ -15,7 +15,7 @@ import re
 import socket
 import ssl
 import subprocess
-import time
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -23,6 +23,7 @@ import helm_python as helm
 import pytest
 import yaml
 from chart_helpers import CHART_DIR, render
+from pyhelpers.procs import Proc, free_port, wait_until
 
 STARTUP_TIMEOUT = 30.0
 
@@ -47,12 +48,6 @@ def _dev_binary() -> str:
     return _binary("KUBE_OIDC_DEV_BIN", "kube-oidc-dev")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as r:
@@ -61,36 +56,27 @@ def _get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def _wait_for(url: str, proc: subprocess.Popen, want: int = 200, context=None) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    last = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            pytest.fail(f"process exited with {proc.returncode} before {url} answered:\n{out}")
-        try:
-            status, _ = _get(url, context)
-            if status == want:
-                return
-            last = status
-        except (urllib.error.URLError, ConnectionError, OSError) as e:
-            last = e
-        time.sleep(0.1)
-    pytest.fail(f"{url} did not answer {want} within {STARTUP_TIMEOUT}s (last: {last})")
+def _wait_for(url: str, proc: Proc, want: int = 200, context=None) -> None:
+    wait_until(
+        f"{url} answering {want}",
+        lambda: _get(url, context)[0] == want,
+        timeout=STARTUP_TIMEOUT,
+        proc=proc,
+        log=proc.log,
+        interval=0.1,
+    )
 
 
 @contextlib.contextmanager
 def _running(args: list[str]):
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
+    """Starts `args` with its output in a throw-away log (shown when it
+    exits early), and stops it on the way out."""
+    with tempfile.TemporaryDirectory() as d:
+        proc = Proc(pathlib.Path(args[0]).name, args, pathlib.Path(d) / "out.log").start()
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield proc
+        finally:
+            proc.stop()
 
 
 def _localise(args: list[str], root: pathlib.Path) -> list[str]:
@@ -123,13 +109,11 @@ def issuer(tmp_path_factory):
     """The development issuer, so the service can load real keys and turn ready."""
     binary = _dev_binary()
     d = tmp_path_factory.mktemp("issuer")
-    port = _free_port()
+    port = free_port()
     url = f"https://127.0.0.1:{port}"
     with _running([binary, "--log-format", "text", "dev-issuer", "--listen", f"127.0.0.1:{port}", "--dir", str(d)]) as proc:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not (d / "ca.crt").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        ctx = ssl.create_default_context(cafile=str(d / "ca.crt")) if (d / "ca.crt").exists() else None
+        wait_until("the issuer's CA", (d / "ca.crt").exists, timeout=STARTUP_TIMEOUT, proc=proc, log=proc.log)
+        ctx = ssl.create_default_context(cafile=str(d / "ca.crt"))
         _wait_for(f"{url}/.well-known/openid-configuration", proc, context=ctx)
         yield {"url": url, "ca": (d / "ca.crt").read_text()}
 
@@ -175,7 +159,7 @@ def _authz_values(issuer: dict, grpc: int, http: int, structured: bool) -> dict:
 @pytest.mark.parametrize("envoy", [True, False], ids=["standalone", "authz-only"])
 def test_authz_starts_with_the_rendered_args(chart, issuer, tmp_path, structured, envoy):
     binary = _binary()
-    grpc, http = _free_port(), _free_port()
+    grpc, http = free_port(), free_port()
     values = _authz_values(issuer, grpc, http, structured)
     values["envoy"] = {"enabled": envoy}
     values["authzService"] = {"allowAnyClient": True}
@@ -198,7 +182,7 @@ def test_the_binary_rejects_what_it_does_not_know(tmp_path):
 
 def test_audit_forwarder_starts_with_the_rendered_args(chart, tmp_path):
     binary = _binary()
-    cse_port, http, als, webhook = _free_port(), _free_port(), _free_port(), _free_port()
+    cse_port, http, als, webhook = free_port(), free_port(), free_port(), free_port()
     values = {
         "oidc": {"issuerUrl": "https://issuer.example.com", "clientId": "c"},
         "auditProxy": {
@@ -251,7 +235,7 @@ def test_schema_signing_algs_are_the_ones_the_binary_accepts(tmp_path):
 @pytest.mark.parametrize("alg", SCHEMA_SIGNING_ALGS)
 def test_authz_accepts_every_signing_alg_the_schema_allows(chart, issuer, tmp_path, alg):
     binary = _binary()
-    grpc, http = _free_port(), _free_port()
+    grpc, http = free_port(), free_port()
     values = _authz_values(issuer, grpc, http, structured=False)
     values["oidc"]["signingAlgs"] = [alg]
     rendered = render(chart, values)
@@ -267,7 +251,7 @@ def test_authz_accepts_a_rendered_authentication_config(chart, issuer, tmp_path)
     """Every field the chart documents for authenticationConfig: the chart's
     ConfigMap, written where the args point, is one the binary takes."""
     binary = _binary()
-    grpc, http = _free_port(), _free_port()
+    grpc, http = free_port(), free_port()
     values = _authz_values(issuer, grpc, http, structured=True)
     jwt = values["authenticationConfig"]["jwt"][0]
     jwt["claimValidationRules"] = [{"claim": "hd", "requiredValue": "example.com"}]
