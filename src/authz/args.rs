@@ -169,27 +169,32 @@ pub struct AuthzArgs {
     pub jwks_refresh_interval: Duration,
 }
 
+/// Flags for tests: a minimal valid issuer, then `extra`.
 #[cfg(test)]
-mod tests {
+pub(crate) fn parse_for_test(extra: &[&str]) -> Result<AuthzArgs, clap::Error> {
     use clap::Parser;
-
-    use super::*;
 
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
         args: AuthzArgs,
     }
+    let base = [
+        "x",
+        "--oidc-issuer-url",
+        "https://idp.example.com",
+        "--oidc-client-id",
+        "k",
+    ];
+    Cli::try_parse_from(base.iter().chain(extra)).map(|c| c.args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn parse(extra: &[&str]) -> Result<AuthzArgs, clap::Error> {
-        let base = [
-            "x",
-            "--oidc-issuer-url",
-            "https://idp.example",
-            "--oidc-client-id",
-            "k",
-        ];
-        Cli::try_parse_from(base.iter().chain(extra)).map(|c| c.args)
+        parse_for_test(extra)
     }
 
     /// Boolean flags take pflag's syntax, as kube-oidc-proxy's do: alone

@@ -166,25 +166,8 @@ fn parse_cidr(s: &str) -> Option<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: AuthzArgs,
-    }
-
     fn parse(extra: &[&str]) -> AuthzArgs {
-        let base = [
-            "x",
-            "--oidc-issuer-url",
-            "https://idp.example.com",
-            "--oidc-client-id",
-            "k",
-        ];
-        Cli::try_parse_from(base.iter().chain(extra).copied())
-            .unwrap()
-            .args
+        crate::authz::args::parse_for_test(extra).unwrap()
     }
 
     #[test]
