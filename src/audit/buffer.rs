@@ -125,6 +125,37 @@ impl Buffer {
         }
     }
 
+    /// Appends the longest leading run of `events` that fits and returns
+    /// how many that was; the rest are left to the caller, not dropped.
+    /// Counted as received from `source` are only those taken.
+    pub fn push_leading(&self, source: Source, events: &[Box<str>], arrived: Instant) -> usize {
+        let mut accepted = 0;
+        {
+            let mut inner = self.lock();
+            if inner.closed {
+                return 0;
+            }
+            for json in events {
+                if inner.queue.len() >= self.max_events || inner.bytes + json.len() > self.max_bytes
+                {
+                    break;
+                }
+                inner.bytes += json.len();
+                inner.queue.push_back(Item {
+                    json: json.clone(),
+                    arrived,
+                });
+                accepted += 1;
+            }
+            self.set_gauges(&inner);
+        }
+        self.metrics.received(source, accepted as u64);
+        if accepted > 0 {
+            self.notify.notify_one();
+        }
+        accepted
+    }
+
     /// Puts events back at the front, in order, ignoring the limits: they
     /// were already counted as accepted once.
     pub fn requeue_front(&self, items: Vec<Item>) {
@@ -301,6 +332,15 @@ mod tests {
         assert_eq!(b.push(Source::Webhook, ["4"].map(ev)).dropped, 1);
         assert_eq!(b.metrics.dropped_count(DropReason::Shutdown), 1);
         assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
+    }
+
+    #[test]
+    fn push_leading_stops_at_the_first_that_does_not_fit() {
+        let b = buffer(100, 10);
+        let events = ["aaaa", "bbbb", "cccc", "d"].map(ev);
+        assert_eq!(b.push_leading(Source::Spool, &events, Instant::now()), 2);
+        assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
+        assert_eq!(b.len(), 2);
     }
 
     #[tokio::test(start_paused = true)]
