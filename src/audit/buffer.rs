@@ -1,10 +1,12 @@
 //! The bounded buffer between the receivers and the batcher.
 //!
-//! Receivers never wait on it: an event that does not fit is dropped at
-//! once (the newest go, as the apiserver's buffered backend does) and
-//! counted, so neither Envoy nor the apiserver is ever held up by a slow or
-//! absent CSE API. The buffer holds events already serialized, so its byte
-//! count is exactly what will be sent.
+//! Receivers never wait on it. An access-log event that does not fit is
+//! dropped at once (the newest go, as the apiserver's buffered backend does)
+//! and counted, so Envoy is never held up by a slow or absent CSE API. A
+//! webhook `EventList` is taken whole or not at all
+//! ([`Buffer::push_whole`]), so a sender that retries loses nothing. The
+//! buffer holds events already serialized, so its byte count is exactly
+//! what will be sent.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,22 @@ use super::metrics::{DropReason, Metrics, Source};
 pub struct Item {
     pub json: Box<str>,
     pub arrived: Instant,
+}
+
+/// Why [`Buffer::push_whole`] took nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not enough room now; there may be once the batcher has sent some.
+    Full,
+    /// More events or bytes than the empty buffer holds: it never fits.
+    TooLarge {
+        events: usize,
+        bytes: usize,
+        max_events: usize,
+        max_bytes: usize,
+    },
+    /// Closed for shutdown.
+    Closed,
 }
 
 /// How a push went.
@@ -123,6 +141,42 @@ impl Buffer {
             accepted,
             dropped: dropped + closed,
         }
+    }
+
+    /// Appends all of `events` or, if they do not all fit, none of them,
+    /// and counts nothing then: the sender is told to retry, so nothing is
+    /// lost.
+    pub fn push_whole(&self, source: Source, events: Vec<Box<str>>) -> Result<usize, Refused> {
+        let n = events.len();
+        let bytes: usize = events.iter().map(|e| e.len()).sum();
+        {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Err(Refused::Closed);
+            }
+            if n > self.max_events || bytes > self.max_bytes {
+                return Err(Refused::TooLarge {
+                    events: n,
+                    bytes,
+                    max_events: self.max_events,
+                    max_bytes: self.max_bytes,
+                });
+            }
+            if inner.queue.len() + n > self.max_events || inner.bytes + bytes > self.max_bytes {
+                return Err(Refused::Full);
+            }
+            let arrived = Instant::now();
+            for json in events {
+                inner.bytes += json.len();
+                inner.queue.push_back(Item { json, arrived });
+            }
+            self.set_gauges(&inner);
+        }
+        self.metrics.received(source, n as u64);
+        if n > 0 {
+            self.notify.notify_one();
+        }
+        Ok(n)
     }
 
     /// Appends the longest leading run of `events` that fits and returns
@@ -332,6 +386,30 @@ mod tests {
         assert_eq!(b.push(Source::Webhook, ["4"].map(ev)).dropped, 1);
         assert_eq!(b.metrics.dropped_count(DropReason::Shutdown), 1);
         assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
+    }
+
+    #[test]
+    fn push_whole_takes_all_or_nothing_and_counts_nothing_refused() {
+        let b = buffer(5, 1000);
+        assert_eq!(
+            b.push_whole(Source::Webhook, ["1", "2", "3"].map(ev).into()),
+            Ok(3)
+        );
+        assert_eq!(
+            b.push_whole(Source::Webhook, ["4", "5", "6"].map(ev).into()),
+            Err(Refused::Full)
+        );
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
+        assert!(matches!(
+            b.push_whole(Source::Webhook, ["x"; 6].map(ev).into()),
+            Err(Refused::TooLarge { events: 6, .. })
+        ));
+        b.close();
+        assert_eq!(
+            b.push_whole(Source::Webhook, ["7"].map(ev).into()),
+            Err(Refused::Closed)
+        );
     }
 
     #[test]

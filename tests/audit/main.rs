@@ -14,3 +14,4 @@ mod retries_on_503_then_delivers;
 mod sigterm_flushes_buffer;
 mod spool_reload_keeps_what_does_not_fit;
 mod token_expiry_mid_run;
+mod webhook_full_buffer_answers_429;
