@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::buffer::{Buffer, Refused};
+use super::buffer::{Budget, Buffer, Refused};
 use super::event::Event;
 use super::metrics::{DropReason, Metrics, Source};
 use super::truncate::{EncodeError, Limits, encode};
@@ -97,8 +97,13 @@ impl Intake {
     /// buffer. Unserializable events count as too large, as no smaller
     /// form of them exists either.
     pub fn push(&self, source: Source, encoded: Encoded) -> Outcome {
+        self.push_in(source, Budget::Authenticated, encoded)
+    }
+
+    /// [`Intake::push`] within `budget` (see [`Budget`]).
+    pub fn push_in(&self, source: Source, budget: Budget, encoded: Encoded) -> Outcome {
         let too_large = self.count_encoded(source, &encoded);
-        let pushed = self.buffer.push(source, encoded.json);
+        let pushed = self.buffer.push_in(source, budget, encoded.json);
         if pushed.dropped > 0 {
             tracing::warn!(
                 source = source.code(),
@@ -141,6 +146,16 @@ impl Intake {
     /// [`Intake::encode`] then [`Intake::push`].
     pub fn accept(&self, source: Source, events: impl IntoIterator<Item = Event>) -> Outcome {
         self.push(source, self.encode(events))
+    }
+
+    /// [`Intake::encode`] then [`Intake::push_in`].
+    pub fn accept_in(
+        &self,
+        source: Source,
+        budget: Budget,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Outcome {
+        self.push_in(source, budget, self.encode(events))
     }
 }
 

@@ -24,6 +24,10 @@ pub enum Source {
 pub enum DropReason {
     /// The buffer held `--audit-batch-buffer-size` events (or its byte cap).
     BufferFull,
+    /// An event without an identity (an access-log entry of a request
+    /// ext_authz answered without one, mostly a 401) while such events
+    /// already filled their share of the buffer.
+    UnauthenticatedBudget,
     /// Larger than the maximum event size even after truncation.
     TooLarge,
     /// The CSE API refused the batch with a non-retryable 4xx.
@@ -67,6 +71,7 @@ label_values! {
     Source { Webhook => "webhook", Envoy => "envoy", Spool => "spool" }
     DropReason {
         BufferFull => "buffer_full",
+        UnauthenticatedBudget => "unauthenticated_budget",
         TooLarge => "too_large",
         Rejected => "rejected",
         Shutdown => "shutdown",

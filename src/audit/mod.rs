@@ -11,7 +11,8 @@
 //! - [`buffer`], bounded by events and bytes, which never makes a sender
 //!   wait: a webhook `EventList` that does not fit is refused whole (429,
 //!   the apiserver retries it), an access-log event that does not fit is
-//!   dropped and counted;
+//!   dropped and counted, and events without an identity may fill only a
+//!   small share of it, so a flood of 401s cannot crowd out the rest;
 //! - batch and ship: [`batch`] cuts batches by size, bytes or age,
 //!   throttles, and delivers them through [`cse`] with the backoff of
 //!   [`retry`];
