@@ -63,11 +63,7 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
         .map(|d| start + time::Duration::new(d.seconds, d.nanos.clamp(-999_999_999, 999_999_999)))
         .unwrap_or(start);
 
-    let identity = common
-        .metadata
-        .as_ref()
-        .and_then(|m| m.filter_metadata.get(metadata::NAMESPACE))
-        .and_then(IdentityMetadata::from_struct);
+    let identity = identity(common);
     let mut annotations = BTreeMap::new();
     annotations.insert(SOURCE_ANNOTATION.to_owned(), "envoy-access-log".to_owned());
     if !request.request_id.is_empty() {
@@ -120,6 +116,25 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
         stage_timestamp: micro_time(done),
         annotations,
     }
+}
+
+/// Whether ext_authz put an identity in `entry`'s metadata. Requests
+/// without one (no or a bad credential, mostly answered 401) can be sent
+/// by anyone who reaches Envoy, as many as they like.
+pub fn has_identity(entry: &HttpAccessLogEntry) -> bool {
+    entry
+        .common_properties
+        .as_ref()
+        .and_then(identity)
+        .is_some()
+}
+
+fn identity(common: &AccessLogCommon) -> Option<IdentityMetadata> {
+    common
+        .metadata
+        .as_ref()
+        .and_then(|m| m.filter_metadata.get(metadata::NAMESPACE))
+        .and_then(IdentityMetadata::from_struct)
 }
 
 fn truncate_chars(s: &str, n: usize) -> String {
@@ -262,6 +277,9 @@ mod tests {
 
     #[test]
     fn non_resource_and_anonymous_requests() {
+        assert!(has_identity(&entry(RequestMethod::Get, "/healthz", true)));
+        assert!(!has_identity(&entry(RequestMethod::Get, "/healthz", false)));
+        assert!(!has_identity(&HttpAccessLogEntry::default()));
         let ev = event_from_entry(&entry(RequestMethod::Get, "/healthz", false));
         assert_eq!(ev.verb, "get");
         assert!(ev.object_ref.is_none());

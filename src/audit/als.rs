@@ -5,7 +5,8 @@
 //!
 //! This file is the gRPC service only: each entry becomes an event in
 //! [`super::access_log`] and goes into the buffer through
-//! [`super::intake`], as webhook events do.
+//! [`super::intake`], as webhook events do. Entries without an identity
+//! go under the buffer's small unauthenticated budget.
 
 use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_server::{
     AccessLogService, AccessLogServiceServer,
@@ -16,9 +17,20 @@ use envoy_types::pb::envoy::service::accesslog::v3::{
 };
 use tokio::sync::watch;
 
-use super::access_log::event_from_entry;
+use super::access_log::{event_from_entry, has_identity};
+use super::buffer::Budget;
 use super::intake::Intake;
 use super::metrics::Source;
+
+/// Entries without an identity get the small budget: see
+/// [`super::buffer::UNAUTHENTICATED_SHARE`].
+fn budget(entry: &envoy_types::pb::envoy::data::accesslog::v3::HttpAccessLogEntry) -> Budget {
+    if has_identity(entry) {
+        Budget::Authenticated
+    } else {
+        Budget::Unauthenticated
+    }
+}
 
 /// While draining, a stream idle this long is ended.
 const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(200);
@@ -46,8 +58,16 @@ impl AlsService {
         let Some(LogEntries::HttpLogs(http)) = message.log_entries else {
             return;
         };
-        self.intake
-            .accept(Source::Envoy, http.log_entry.iter().map(event_from_entry));
+        let entries: Vec<_> = http.log_entry.iter().map(|e| (budget(e), e)).collect();
+        // Runs of one budget, so events keep Envoy's order.
+        for run in entries.chunk_by(|a, b| a.0 == b.0) {
+            let budget = run.first().map_or(Budget::Authenticated, |r| r.0);
+            self.intake.accept_in(
+                Source::Envoy,
+                budget,
+                run.iter().map(|(_, e)| event_from_entry(e)),
+            );
+        }
     }
 }
 

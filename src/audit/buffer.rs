@@ -1,10 +1,17 @@
 //! The bounded buffer between the receivers and the batcher.
 //!
-//! Receivers never wait on it: an event that does not fit is dropped at
-//! once (the newest go, as the apiserver's buffered backend does) and
-//! counted, so neither Envoy nor the apiserver is ever held up by a slow or
-//! absent CSE API. The buffer holds events already serialized, so its byte
-//! count is exactly what will be sent.
+//! Receivers never wait on it. An access-log event that does not fit is
+//! dropped at once (the newest go, as the apiserver's buffered backend does)
+//! and counted, so Envoy is never held up by a slow or absent CSE API. A
+//! webhook `EventList` is taken whole or not at all
+//! ([`Buffer::push_whole`]), so a sender that retries loses nothing. The
+//! buffer holds events already serialized, so its byte count is exactly
+//! what will be sent.
+//!
+//! Events without an identity (requests ext_authz answered without one,
+//! mostly 401s) may fill only [`UNAUTHENTICATED_SHARE`] of the buffer:
+//! anyone who can reach Envoy can produce them at will, and they must not
+//! crowd out the events of authenticated requests.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,6 +27,36 @@ use super::metrics::{DropReason, Metrics, Source};
 pub struct Item {
     pub json: Box<str>,
     pub arrived: Instant,
+}
+
+/// Events without an identity may use at most 1/`UNAUTHENTICATED_SHARE`
+/// of the buffer's events and of its bytes.
+pub const UNAUTHENTICATED_SHARE: usize = 10;
+
+/// Which part of the buffer an event may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// The request carried an identity (or came from the apiserver): the
+    /// whole buffer.
+    Authenticated,
+    /// No identity: at most 1/[`UNAUTHENTICATED_SHARE`] of the buffer.
+    Unauthenticated,
+}
+
+/// Why [`Buffer::push_whole`] took nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not enough room now; there may be once the batcher has sent some.
+    Full,
+    /// More events or bytes than the empty buffer holds: it never fits.
+    TooLarge {
+        events: usize,
+        bytes: usize,
+        max_events: usize,
+        max_bytes: usize,
+    },
+    /// Closed for shutdown.
+    Closed,
 }
 
 /// How a push went.
@@ -50,9 +87,39 @@ pub struct Buffer {
 
 #[derive(Debug, Default)]
 struct Inner {
-    queue: VecDeque<Item>,
+    queue: VecDeque<Slot>,
     bytes: usize,
+    /// Events and bytes of the queue under [`Budget::Unauthenticated`].
+    unauthenticated: usize,
+    unauthenticated_bytes: usize,
     closed: bool,
+}
+
+#[derive(Debug)]
+struct Slot {
+    item: Item,
+    budget: Budget,
+}
+
+impl Inner {
+    fn push_back(&mut self, item: Item, budget: Budget) {
+        self.bytes += item.json.len();
+        if budget == Budget::Unauthenticated {
+            self.unauthenticated += 1;
+            self.unauthenticated_bytes += item.json.len();
+        }
+        self.queue.push_back(Slot { item, budget });
+    }
+
+    fn pop_front(&mut self) -> Option<Item> {
+        let Slot { item, budget } = self.queue.pop_front()?;
+        self.bytes -= item.json.len();
+        if budget == Budget::Unauthenticated {
+            self.unauthenticated -= 1;
+            self.unauthenticated_bytes -= item.json.len();
+        }
+        Some(item)
+    }
 }
 
 impl Buffer {
@@ -82,6 +149,18 @@ impl Buffer {
         self.push_arrived(source, events, Instant::now())
     }
 
+    /// Like [`Buffer::push`], within `budget`: events over the
+    /// unauthenticated budget are dropped and counted under their own
+    /// reason even while the buffer has room.
+    pub fn push_in(
+        &self,
+        source: Source,
+        budget: Budget,
+        events: impl IntoIterator<Item = Box<str>>,
+    ) -> Pushed {
+        self.push_budget(source, budget, events, Instant::now())
+    }
+
     /// Like [`Buffer::push`], for events that arrived earlier (reloaded
     /// from the spool): their batch is due as if they had waited here.
     pub fn push_arrived(
@@ -90,39 +169,128 @@ impl Buffer {
         events: impl IntoIterator<Item = Box<str>>,
         arrived: Instant,
     ) -> Pushed {
-        let now = arrived;
+        self.push_budget(source, Budget::Authenticated, events, arrived)
+    }
+
+    fn push_budget(
+        &self,
+        source: Source,
+        budget: Budget,
+        events: impl IntoIterator<Item = Box<str>>,
+        arrived: Instant,
+    ) -> Pushed {
         let mut accepted = 0;
-        let mut dropped = 0;
+        let mut full = 0;
+        let mut over_budget = 0;
         let mut closed = 0;
         {
             let mut inner = self.lock();
             for json in events {
                 if inner.closed {
                     closed += 1;
-                    continue;
-                }
-                if inner.queue.len() >= self.max_events || inner.bytes + json.len() > self.max_bytes
+                } else if !self.fits(&inner, 1, json.len()) {
+                    full += 1;
+                } else if budget == Budget::Unauthenticated
+                    && !self.fits_unauthenticated(&inner, json.len())
                 {
-                    dropped += 1;
-                    continue;
+                    over_budget += 1;
+                } else {
+                    inner.push_back(Item { json, arrived }, budget);
+                    accepted += 1;
                 }
-                inner.bytes += json.len();
-                inner.queue.push_back(Item { json, arrived: now });
-                accepted += 1;
             }
             self.set_gauges(&inner);
         }
         self.metrics
-            .received(source, (accepted + dropped + closed) as u64);
-        self.metrics.dropped(DropReason::BufferFull, dropped as u64);
+            .received(source, (accepted + full + over_budget + closed) as u64);
+        self.metrics.dropped(DropReason::BufferFull, full as u64);
+        self.metrics
+            .dropped(DropReason::UnauthenticatedBudget, over_budget as u64);
         self.metrics.dropped(DropReason::Shutdown, closed as u64);
         if accepted > 0 {
             self.notify.notify_one();
         }
         Pushed {
             accepted,
-            dropped: dropped + closed,
+            dropped: full + over_budget + closed,
         }
+    }
+
+    /// Appends all of `events` or, if they do not all fit, none of them,
+    /// and counts nothing then: the sender is told to retry, so nothing is
+    /// lost.
+    pub fn push_whole(&self, source: Source, events: Vec<Box<str>>) -> Result<usize, Refused> {
+        let n = events.len();
+        let bytes: usize = events.iter().map(|e| e.len()).sum();
+        {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Err(Refused::Closed);
+            }
+            if n > self.max_events || bytes > self.max_bytes {
+                return Err(Refused::TooLarge {
+                    events: n,
+                    bytes,
+                    max_events: self.max_events,
+                    max_bytes: self.max_bytes,
+                });
+            }
+            if !self.fits(&inner, n, bytes) {
+                return Err(Refused::Full);
+            }
+            let arrived = Instant::now();
+            for json in events {
+                inner.push_back(Item { json, arrived }, Budget::Authenticated);
+            }
+            self.set_gauges(&inner);
+        }
+        self.metrics.received(source, n as u64);
+        if n > 0 {
+            self.notify.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Appends the longest leading run of `events` that fits and returns
+    /// how many that was; the rest are left to the caller, not dropped.
+    /// Counted as received from `source` are only those taken.
+    pub fn push_leading(&self, source: Source, events: &[Box<str>], arrived: Instant) -> usize {
+        let mut accepted = 0;
+        {
+            let mut inner = self.lock();
+            if inner.closed {
+                return 0;
+            }
+            for json in events {
+                if !self.fits(&inner, 1, json.len()) {
+                    break;
+                }
+                inner.push_back(
+                    Item {
+                        json: json.clone(),
+                        arrived,
+                    },
+                    Budget::Authenticated,
+                );
+                accepted += 1;
+            }
+            self.set_gauges(&inner);
+        }
+        self.metrics.received(source, accepted as u64);
+        if accepted > 0 {
+            self.notify.notify_one();
+        }
+        accepted
+    }
+
+    fn fits(&self, inner: &Inner, events: usize, bytes: usize) -> bool {
+        inner.queue.len() + events <= self.max_events && inner.bytes + bytes <= self.max_bytes
+    }
+
+    fn fits_unauthenticated(&self, inner: &Inner, bytes: usize) -> bool {
+        let max_events = (self.max_events / UNAUTHENTICATED_SHARE).max(1);
+        let max_bytes = (self.max_bytes / UNAUTHENTICATED_SHARE).max(1);
+        inner.unauthenticated < max_events && inner.unauthenticated_bytes + bytes <= max_bytes
     }
 
     /// Puts events back at the front, in order, ignoring the limits: they
@@ -131,7 +299,10 @@ impl Buffer {
         let mut inner = self.lock();
         for item in items.into_iter().rev() {
             inner.bytes += item.json.len();
-            inner.queue.push_front(item);
+            inner.queue.push_front(Slot {
+                item,
+                budget: Budget::Authenticated,
+            });
         }
         self.set_gauges(&inner);
     }
@@ -182,7 +353,7 @@ impl Buffer {
                     Some(_) if inner.queue.len() >= batch_events || inner.bytes >= batch_bytes => {
                         return Ready::Flush;
                     }
-                    Some(oldest) => Some(oldest.arrived + max_wait),
+                    Some(oldest) => Some(oldest.item.arrived + max_wait),
                 }
             };
             match deadline {
@@ -209,15 +380,14 @@ impl Buffer {
             let Some(front) = inner.queue.front() else {
                 break;
             };
-            let len = front.json.len() + 1;
+            let len = front.item.json.len() + 1;
             if !out.is_empty() && bytes + len > max_bytes {
                 break;
             }
-            let Some(item) = inner.queue.pop_front() else {
+            let Some(item) = inner.pop_front() else {
                 break;
             };
             bytes += len;
-            inner.bytes -= item.json.len();
             out.push(item);
         }
         self.set_gauges(&inner);
@@ -228,7 +398,9 @@ impl Buffer {
     pub fn take_all(&self) -> Vec<Item> {
         let mut inner = self.lock();
         inner.bytes = 0;
-        let out = inner.queue.drain(..).collect();
+        inner.unauthenticated = 0;
+        inner.unauthenticated_bytes = 0;
+        let out = inner.queue.drain(..).map(|slot| slot.item).collect();
         self.set_gauges(&inner);
         out
     }
@@ -301,6 +473,66 @@ mod tests {
         assert_eq!(b.push(Source::Webhook, ["4"].map(ev)).dropped, 1);
         assert_eq!(b.metrics.dropped_count(DropReason::Shutdown), 1);
         assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
+    }
+
+    #[test]
+    fn unauthenticated_events_have_a_budget_of_their_own() {
+        let b = buffer(20, 1000);
+        let noise = b.push_in(Source::Envoy, Budget::Unauthenticated, ["n"; 10].map(ev));
+        assert_eq!(
+            noise,
+            Pushed {
+                accepted: 2,
+                dropped: 8
+            }
+        );
+        assert_eq!(
+            b.metrics.dropped_count(DropReason::UnauthenticatedBudget),
+            8
+        );
+        let real = b.push_in(Source::Envoy, Budget::Authenticated, ["a"; 18].map(ev));
+        assert_eq!(real.accepted, 18);
+        assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
+        // The budget frees up as its events leave.
+        b.take(2, 1000);
+        assert_eq!(
+            b.push_in(Source::Envoy, Budget::Unauthenticated, ["n"].map(ev))
+                .accepted,
+            1
+        );
+    }
+
+    #[test]
+    fn push_whole_takes_all_or_nothing_and_counts_nothing_refused() {
+        let b = buffer(5, 1000);
+        assert_eq!(
+            b.push_whole(Source::Webhook, ["1", "2", "3"].map(ev).into()),
+            Ok(3)
+        );
+        assert_eq!(
+            b.push_whole(Source::Webhook, ["4", "5", "6"].map(ev).into()),
+            Err(Refused::Full)
+        );
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
+        assert!(matches!(
+            b.push_whole(Source::Webhook, ["x"; 6].map(ev).into()),
+            Err(Refused::TooLarge { events: 6, .. })
+        ));
+        b.close();
+        assert_eq!(
+            b.push_whole(Source::Webhook, ["7"].map(ev).into()),
+            Err(Refused::Closed)
+        );
+    }
+
+    #[test]
+    fn push_leading_stops_at_the_first_that_does_not_fit() {
+        let b = buffer(100, 10);
+        let events = ["aaaa", "bbbb", "cccc", "d"].map(ev);
+        assert_eq!(b.push_leading(Source::Spool, &events, Instant::now()), 2);
+        assert_eq!(b.metrics.dropped_count(DropReason::BufferFull), 0);
+        assert_eq!(b.len(), 2);
     }
 
     #[tokio::test(start_paused = true)]

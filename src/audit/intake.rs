@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::buffer::Buffer;
+use super::buffer::{Budget, Buffer, Refused};
 use super::event::Event;
 use super::metrics::{DropReason, Metrics, Source};
 use super::truncate::{EncodeError, Limits, encode};
@@ -97,14 +97,13 @@ impl Intake {
     /// buffer. Unserializable events count as too large, as no smaller
     /// form of them exists either.
     pub fn push(&self, source: Source, encoded: Encoded) -> Outcome {
-        for (item, e) in &encoded.unserializable {
-            tracing::error!(item, error = %e, source = source.code(), "audit event dropped");
-        }
-        let too_large = encoded.too_large + encoded.unserializable.len() as u64;
-        self.metrics.truncated.inc_by(encoded.truncated);
-        self.metrics.received(source, too_large);
-        self.metrics.dropped(DropReason::TooLarge, too_large);
-        let pushed = self.buffer.push(source, encoded.json);
+        self.push_in(source, Budget::Authenticated, encoded)
+    }
+
+    /// [`Intake::push`] within `budget` (see [`Budget`]).
+    pub fn push_in(&self, source: Source, budget: Budget, encoded: Encoded) -> Outcome {
+        let too_large = self.count_encoded(source, &encoded);
+        let pushed = self.buffer.push_in(source, budget, encoded.json);
         if pushed.dropped > 0 {
             tracing::warn!(
                 source = source.code(),
@@ -119,9 +118,44 @@ impl Intake {
         }
     }
 
+    /// Pushes all of `encoded` or nothing. When refused, nothing is
+    /// counted, so the sender's retry is counted once, when accepted.
+    pub fn push_whole(&self, source: Source, mut encoded: Encoded) -> Result<Outcome, Refused> {
+        let accepted = self
+            .buffer
+            .push_whole(source, std::mem::take(&mut encoded.json))?;
+        Ok(Outcome {
+            accepted,
+            dropped: self.count_encoded(source, &encoded),
+        })
+    }
+
+    /// Counts what encoding truncated or dropped; returns the number
+    /// dropped.
+    fn count_encoded(&self, source: Source, encoded: &Encoded) -> u64 {
+        for (item, e) in &encoded.unserializable {
+            tracing::error!(item, error = %e, source = source.code(), "audit event dropped");
+        }
+        let too_large = encoded.too_large + encoded.unserializable.len() as u64;
+        self.metrics.truncated.inc_by(encoded.truncated);
+        self.metrics.received(source, too_large);
+        self.metrics.dropped(DropReason::TooLarge, too_large);
+        too_large
+    }
+
     /// [`Intake::encode`] then [`Intake::push`].
     pub fn accept(&self, source: Source, events: impl IntoIterator<Item = Event>) -> Outcome {
         self.push(source, self.encode(events))
+    }
+
+    /// [`Intake::encode`] then [`Intake::push_in`].
+    pub fn accept_in(
+        &self,
+        source: Source,
+        budget: Budget,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Outcome {
+        self.push_in(source, budget, self.encode(events))
     }
 }
 

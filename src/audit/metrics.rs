@@ -24,6 +24,10 @@ pub enum Source {
 pub enum DropReason {
     /// The buffer held `--audit-batch-buffer-size` events (or its byte cap).
     BufferFull,
+    /// An event without an identity (an access-log entry of a request
+    /// ext_authz answered without one, mostly a 401) while such events
+    /// already filled their share of the buffer.
+    UnauthenticatedBudget,
     /// Larger than the maximum event size even after truncation.
     TooLarge,
     /// The CSE API refused the batch with a non-retryable 4xx.
@@ -67,6 +71,7 @@ label_values! {
     Source { Webhook => "webhook", Envoy => "envoy", Spool => "spool" }
     DropReason {
         BufferFull => "buffer_full",
+        UnauthenticatedBudget => "unauthenticated_budget",
         TooLarge => "too_large",
         Rejected => "rejected",
         Shutdown => "shutdown",
@@ -108,6 +113,9 @@ pub struct Metrics {
     pub truncated: Counter,
     /// Webhook requests refused with a 4xx.
     pub webhook_rejected: Counter,
+    /// Webhook requests refused whole with 429 because the buffer could
+    /// not hold them; the sender retries them.
+    pub webhook_busy: Counter,
     /// Events waiting in the buffer.
     pub buffer_events: Gauge,
     /// Bytes (serialized JSON) waiting in the buffer.
@@ -129,6 +137,7 @@ impl Metrics {
             batches_sent: Counter::default(),
             truncated: Counter::default(),
             webhook_rejected: Counter::default(),
+            webhook_busy: Counter::default(),
             buffer_events: Gauge::default(),
             buffer_bytes: Gauge::default(),
             send_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
@@ -167,8 +176,13 @@ impl Metrics {
         );
         r.register(
             "webhook_rejected_requests",
-            "Webhook requests refused as malformed, oversized or of an unsupported version",
+            "Webhook requests refused with a 4xx other than 429: malformed, oversized or of an unsupported version",
             m.webhook_rejected.clone(),
+        );
+        r.register(
+            "webhook_busy_requests",
+            "Webhook requests refused whole with 429 because the buffer could not hold them; the sender retries them",
+            m.webhook_busy.clone(),
         );
         r.register(
             "buffer_events",

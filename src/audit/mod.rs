@@ -8,8 +8,11 @@
 //! - intake: both hand their events to [`intake`], which serializes and if
 //!   need be shortens them ([`truncate`]), counts them and every drop with
 //!   its reason, and pushes them into
-//! - [`buffer`], bounded by events and bytes, which drops (and counts)
-//!   rather than makes a sender wait;
+//! - [`buffer`], bounded by events and bytes, which never makes a sender
+//!   wait: a webhook `EventList` that does not fit is refused whole (429,
+//!   the apiserver retries it), an access-log event that does not fit is
+//!   dropped and counted, and events without an identity may fill only a
+//!   small share of it, so a flood of 401s cannot crowd out the rest;
 //! - batch and ship: [`batch`] cuts batches by size, bytes or age,
 //!   throttles, and delivers them through [`cse`] with the backoff of
 //!   [`retry`];

@@ -5,8 +5,11 @@
 //!
 //! Files are written under a temporary name, synced, then renamed, so a
 //! file with the final name is always complete. A file is removed only
-//! after its events are back in the buffer. The spool covers orderly
-//! restarts (SIGTERM); a process killed outright loses what it held.
+//! after all its events are back in the buffer; reloading stops at the
+//! first event that does not fit, the file it came from is rewritten with
+//! what is left, and it and the later files wait for the next start. The
+//! spool covers orderly restarts (SIGTERM); a process killed outright
+//! loses what it held.
 //!
 //! The forwarder calls two functions: [`reload`] before it starts
 //! receiving, and [`keep_leftover`] with whatever the drain could not
@@ -44,7 +47,8 @@ pub struct DrainReport {
     pub dropped: u64,
 }
 
-/// Loads spooled events back into the buffer, oldest first.
+/// Loads spooled events back into the buffer, oldest first, as many as
+/// fit; the rest stay in the spool.
 pub async fn reload(dir: &Path, buffer: &Buffer, max_wait: Duration) {
     // Spooled events already waited before the restart: send them first
     // thing rather than after another full batch wait.
@@ -83,13 +87,32 @@ pub async fn reload(dir: &Path, buffer: &Buffer, max_wait: Duration) {
         if bad > 0 {
             tracing::error!(file = %path.display(), lines = bad, "damaged lines in an audit spool file skipped");
         }
-        let pushed = buffer.push_arrived(Source::Spool, events, arrived);
-        tracing::info!(
-            file = %path.display(),
-            loaded = pushed.accepted,
-            dropped = pushed.dropped,
-            "audit spool file reloaded"
-        );
+        let loaded = buffer.push_leading(Source::Spool, &events, arrived);
+        if loaded < events.len() {
+            tracing::warn!(
+                file = %path.display(),
+                loaded,
+                left = events.len() - loaded,
+                "audit buffer full while reloading the spool; the rest stays for the next start"
+            );
+            if loaded > 0 {
+                let rest = events[loaded..].to_vec();
+                let p = path.clone();
+                match tokio::task::spawn_blocking(move || replace(&p, &rest)).await {
+                    Ok(Ok(())) => {}
+                    // The file still holds the reloaded events too: sent
+                    // twice rather than lost.
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot rewrite a partly reloaded audit spool file")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot rewrite a partly reloaded audit spool file")
+                    }
+                }
+            }
+            return;
+        }
+        tracing::info!(file = %path.display(), loaded, "audit spool file reloaded");
         let p = path.clone();
         match tokio::task::spawn_blocking(move || remove(&p)).await {
             Ok(Ok(())) => {}
@@ -157,8 +180,17 @@ fn write(dir: &Path, events: &[Box<str>]) -> Result<Option<PathBuf>, SpoolError>
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let name = format!("audit-{millis:016}-{}", uuid::Uuid::new_v4().simple());
-    let tmp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(format!("{name}{SUFFIX}"));
+    replace(&path, events)?;
+    Ok(Some(path))
+}
+
+/// Writes `events` to a temporary file beside `path`, syncs it, and renames
+/// it to `path`, so `path` is at every moment either the old file or the
+/// complete new one.
+fn replace(path: &Path, events: &[Box<str>]) -> Result<(), SpoolError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("audit");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
     {
         let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
         let mut w = std::io::BufWriter::new(file);
@@ -172,8 +204,8 @@ fn write(dir: &Path, events: &[Box<str>]) -> Result<Option<PathBuf>, SpoolError>
         })?;
         file.sync_all().map_err(io_err(&tmp))?;
     }
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    Ok(Some(path))
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    Ok(())
 }
 
 /// The spool files in `dir`, oldest first.
@@ -238,5 +270,37 @@ mod tests {
         remove(&a).unwrap();
         assert_eq!(files(dir.path()).unwrap().len(), 1);
         assert!(files(&dir.path().join("missing")).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn reload_removes_only_what_went_back_into_the_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let events: Vec<Box<str>> = (0..15).map(|n| format!("{{\"n\":{n}}}").into()).collect();
+        for chunk in events.chunks(5) {
+            write(dir.path(), chunk).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let metrics = std::sync::Arc::new(Metrics::new(
+            &mut prometheus_client::registry::Registry::default(),
+        ));
+        let buffer = Buffer::new(7, 1 << 20, metrics.clone());
+        reload(dir.path(), &buffer, Duration::from_secs(1)).await;
+
+        let loaded: Vec<_> = buffer.take_all().into_iter().map(|i| i.json).collect();
+        assert_eq!(loaded, events[..7]);
+        assert_eq!(metrics.dropped_count(DropReason::BufferFull), 0);
+        let left = files(dir.path()).unwrap();
+        assert_eq!(left.len(), 2, "the partly loaded file and the next one");
+        let mut kept = read(&left[0]).unwrap().0;
+        kept.extend(read(&left[1]).unwrap().0);
+        assert_eq!(kept, events[7..], "nothing lost, nothing twice");
+
+        reload(dir.path(), &buffer, Duration::from_secs(1)).await;
+        let loaded: Vec<_> = buffer.take_all().into_iter().map(|i| i.json).collect();
+        assert_eq!(loaded, events[7..14]);
+        assert_eq!(
+            read(&files(dir.path()).unwrap()[0]).unwrap().0,
+            events[14..]
+        );
     }
 }

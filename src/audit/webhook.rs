@@ -2,11 +2,13 @@
 //! `--audit-webhook-config-file` backend posts, an `audit.k8s.io/v1` (or
 //! `v1beta1`) `EventList` as JSON, accepted on `POST` to any path.
 //!
-//! A request is handled whole: either every event in it is valid and the
-//! answer is 200 once they are in the buffer, or the answer is a 4xx with a
-//! Kubernetes `Status` body saying why and nothing from it is kept. Events
-//! that do not fit the full buffer are dropped and counted, never waited
-//! on; the 200 body says how many. Events go into the buffer through
+//! A request is handled whole: either every event in it is valid and fits
+//! the buffer and the answer is 200 once they are in it, or the answer is
+//! an error with a Kubernetes `Status` body saying why and nothing from it
+//! is kept. A list that does not fit the buffer now is answered 429 with
+//! `Retry-After`, never waited on: the apiserver's webhook backend retries
+//! on 429 and 5xx, so it resends the list and nothing is lost, which a 200
+//! for part of the list would not allow. Events go into the buffer through
 //! [`super::intake`], as the access-log ones do.
 
 use std::sync::Arc;
@@ -17,10 +19,16 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::buffer::Refused;
 use super::event::{API_VERSION_V1, API_VERSION_V1BETA1, EventListIn, TypeMeta};
 use super::intake::Intake;
 use super::metrics::{Metrics, Source};
 use crate::k8s::Status;
+
+/// Seconds a sender refused for a full buffer (429) or a shutdown (503) is
+/// asked to wait: about the time a healthy CSE API needs to take a few
+/// batches off the buffer.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
 
 #[derive(Clone)]
 struct WebhookState {
@@ -42,7 +50,9 @@ async fn receive(State(state): State<WebhookState>, request: Request) -> Respons
     match handle(&state, request).await {
         Ok(resp) => resp,
         Err(refusal) => {
-            if refusal.code.is_client_error() {
+            if refusal.code == StatusCode::TOO_MANY_REQUESTS {
+                state.metrics.webhook_busy.inc();
+            } else if refusal.code.is_client_error() {
                 state.metrics.webhook_rejected.inc();
             }
             tracing::warn!(
@@ -86,6 +96,14 @@ impl IntoResponse for Refusal {
         if self.code == StatusCode::METHOD_NOT_ALLOWED {
             resp.headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        }
+        if self.code == StatusCode::TOO_MANY_REQUESTS
+            || self.code == StatusCode::SERVICE_UNAVAILABLE
+        {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
         }
         resp
     }
@@ -173,14 +191,33 @@ async fn handle(state: &WebhookState, request: Request) -> Result<Response, Refu
             format!("items[{i}]: {e}"),
         ));
     }
-    if state.intake.is_closed() {
-        return Err(Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "the audit forwarder is shutting down",
-        ));
-    }
-    let outcome = state.intake.push(Source::Webhook, encoded);
+    let outcome = state
+        .intake
+        .push_whole(Source::Webhook, encoded)
+        .map_err(|refused| match refused {
+            Refused::Closed => Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the audit forwarder is shutting down",
+            ),
+            Refused::Full => Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "the audit buffer cannot hold this EventList now; nothing from it was kept, retry later",
+            ),
+            Refused::TooLarge {
+                events,
+                bytes,
+                max_events,
+                max_bytes,
+            } => Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!(
+                    "the EventList has {events} events ({bytes} bytes); the audit buffer holds at most {max_events} events and {max_bytes} bytes"
+                ),
+            ),
+        })?;
     let body = serde_json::json!({
         "accepted": outcome.accepted,
         "dropped": outcome.dropped,

@@ -12,4 +12,7 @@ mod outage_longer_than_buffer;
 mod rejects_malformed_webhook_input;
 mod retries_on_503_then_delivers;
 mod sigterm_flushes_buffer;
+mod spool_reload_keeps_what_does_not_fit;
 mod token_expiry_mid_run;
+mod unauthenticated_flood_keeps_authenticated_events;
+mod webhook_full_buffer_answers_429;

@@ -228,3 +228,53 @@ pub fn als_entry(method: RequestMethod, path: &str, code: u32) -> HttpAccessLogE
         ..HttpAccessLogEntry::default()
     }
 }
+
+/// An Envoy access-log entry for a request that carried no usable
+/// credential: ext_authz answered it (typically 401) without putting an
+/// identity in the metadata.
+pub fn als_entry_without_identity(
+    method: RequestMethod,
+    path: &str,
+    code: u32,
+) -> HttpAccessLogEntry {
+    let mut entry = als_entry(method, path, code);
+    if let Some(common) = entry.common_properties.as_mut() {
+        common.metadata = None;
+    }
+    entry
+}
+
+/// Streams `entries` to the forwarder's access log service as Envoy does
+/// (identifier on the first message), `per_message` entries a message, and
+/// returns once the forwarder has taken them all in.
+pub async fn stream_access_log(
+    als: SocketAddr,
+    entries: Vec<HttpAccessLogEntry>,
+    per_message: usize,
+) {
+    use envoy_types::pb::envoy::service::accesslog::v3::StreamAccessLogsMessage;
+    use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_client::AccessLogServiceClient;
+    use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::{
+        HttpAccessLogEntries, Identifier, LogEntries,
+    };
+    let mut client = AccessLogServiceClient::connect(format!("http://{als}"))
+        .await
+        .unwrap();
+    let messages: Vec<_> = entries
+        .chunks(per_message.max(1))
+        .enumerate()
+        .map(|(i, chunk)| StreamAccessLogsMessage {
+            identifier: (i == 0).then(|| Identifier {
+                node: None,
+                log_name: "kube-oidc-authz".into(),
+            }),
+            log_entries: Some(LogEntries::HttpLogs(HttpAccessLogEntries {
+                log_entry: chunk.to_vec(),
+            })),
+        })
+        .collect();
+    client
+        .stream_access_logs(tokio_stream::iter(messages))
+        .await
+        .unwrap();
+}
