@@ -25,7 +25,7 @@ def test_a_connection_that_sends_nothing_is_closed_within_the_handshake_timeout(
         except ConnectionResetError:
             data = b""
         except socket.timeout:
-            raise AssertionError(f"Envoy kept a silent connection open for {limit + 5:.0f} s")
+            raise AssertionError(f"Envoy kept a silent connection open for {limit + 5:.0f} s") from None
     elapsed = time.monotonic() - start
     assert data == b""
     assert elapsed <= limit + 2, f"closed after {elapsed:.1f} s, the handshake timeout is {limit:.0f} s"
