@@ -1,7 +1,10 @@
 //! Logging and tracing set-up: structured `tracing` events to stderr, and
 //! OpenTelemetry spans over OTLP/gRPC when an endpoint is configured.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, mpsc};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -10,9 +13,11 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use prometheus_client::metrics::counter::Counter;
 use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -62,7 +67,7 @@ pub enum LogFormat {
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
     // Flushes the log lines still queued for stderr when dropped.
-    _log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _log_writer: Option<LogWriterGuard>,
 }
 
 impl Drop for TelemetryGuard {
@@ -121,8 +126,18 @@ pub fn set_remote_parent(span: &tracing::Span, headers: &TraceHeaders) {
 /// The `tracing` target prefix of this crate's own spans and events.
 const CRATE_TARGET: &str = "kube_oidc_authz";
 
-/// Log lines queued for the writer thread at most (bounded memory).
-const LOG_QUEUE_LINES: usize = 16_384;
+/// Bytes of log lines queued for the writer thread at most: memory stays
+/// bounded whatever the lines hold and however slowly stderr is read.
+const LOG_QUEUE_BYTES: usize = 8 << 20;
+
+/// Log lines dropped because the writer queue was full.
+static LOG_LINES_DROPPED: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// The counter of log lines dropped because stderr did not keep up, for a
+/// metrics registry (`kube_oidc_authz_log_lines_dropped_total`).
+pub fn log_lines_dropped() -> Counter {
+    LOG_LINES_DROPPED.clone()
+}
 
 /// Installs the global subscriber. Errors are configuration problems.
 pub fn init(args: &TelemetryArgs) -> Result<TelemetryGuard, Vec<String>> {
@@ -130,13 +145,10 @@ pub fn init(args: &TelemetryArgs) -> Result<TelemetryGuard, Vec<String>> {
         .map_err(|e| vec![format!("--log-level {:?}: {e}", args.log_level)])?;
     // Lines are formatted on the calling thread and written to stderr by a
     // dedicated thread, so request threads never queue on the stderr lock
-    // (one decision line per request). Not lossy: when the queue is full
-    // the caller waits rather than a decision line being lost.
-    let (writer, log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .thread_name("log-writer")
-        .finish(std::io::stderr());
+    // (one decision line per request). Lossy: when stderr falls behind by
+    // LOG_QUEUE_BYTES, lines are dropped and counted; a Check never waits
+    // for its log line.
+    let (writer, log_guard) = log_writer(std::io::stderr(), LOG_QUEUE_BYTES);
     let fmt = match args.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -194,4 +206,161 @@ pub fn init(args: &TelemetryArgs) -> Result<TelemetryGuard, Vec<String>> {
         provider,
         _log_writer: Some(log_guard),
     })
+}
+
+// === impl LogWriter ===
+
+/// Hands finished log lines to a dedicated thread that writes them to the
+/// sink, so request threads never wait on stderr. The queue is bounded in
+/// bytes: a line that would overflow it is dropped and counted in
+/// [`log_lines_dropped`], never waited for. A stalled reader of stderr
+/// thus costs log lines, not Check latency, memory or liveness.
+pub struct LogWriter {
+    tx: mpsc::Sender<Message>,
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+enum Message {
+    Line(Vec<u8>),
+    Flush(mpsc::Sender<()>),
+}
+
+/// Drains the log queue (for at most [`FLUSH_TIMEOUT`]) when dropped.
+pub struct LogWriterGuard {
+    tx: mpsc::Sender<Message>,
+}
+
+/// How long exit waits for queued log lines to reach the sink.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Drop for LogWriterGuard {
+    fn drop(&mut self) {
+        let (done, flushed) = mpsc::channel();
+        if self.tx.send(Message::Flush(done)).is_ok() {
+            let _ = flushed.recv_timeout(FLUSH_TIMEOUT);
+        }
+    }
+}
+
+fn log_writer<W: Write + Send + 'static>(
+    mut sink: W,
+    max_bytes: usize,
+) -> (LogWriter, LogWriterGuard) {
+    let (tx, rx) = mpsc::channel::<Message>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let writer_queued = queued.clone();
+    // Without a writer thread the receiver is gone, every send fails and
+    // every line counts as dropped: logging never stops the service.
+    let _ = std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || {
+            for message in rx {
+                match message {
+                    Message::Line(line) => {
+                        // A failing sink loses the line; there is nowhere
+                        // to report it.
+                        let _ = sink.write_all(&line);
+                        writer_queued.fetch_sub(line.len(), Ordering::Relaxed);
+                    }
+                    Message::Flush(done) => {
+                        let _ = sink.flush();
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+    (
+        LogWriter {
+            tx: tx.clone(),
+            queued,
+            max_bytes,
+        },
+        LogWriterGuard { tx },
+    )
+}
+
+impl LogWriter {
+    fn enqueue(&self, line: &[u8]) {
+        let len = line.len();
+        let reserved = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                (q + len <= self.max_bytes).then_some(q + len)
+            })
+            .is_ok();
+        if !reserved {
+            LOG_LINES_DROPPED.inc();
+            return;
+        }
+        if self.tx.send(Message::Line(line.to_vec())).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            LOG_LINES_DROPPED.inc();
+        }
+    }
+}
+
+/// The fmt layer writes each formatted event with one `write_all`, so one
+/// call is one line.
+impl Write for &LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.enqueue(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = &'a LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink nobody reads: every write blocks until the test ends.
+    struct Stuck(std::sync::Mutex<mpsc::Receiver<()>>);
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.lock().map(|rx| rx.recv());
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const LINES: usize = 32_768;
+
+    #[test]
+    fn a_stuck_sink_drops_and_counts_lines_and_never_blocks_the_caller() {
+        let (_unblock, rx) = mpsc::channel();
+        let (writer, _guard) = log_writer(Stuck(std::sync::Mutex::new(rx)), 64 * 1024);
+        let dropped_before = log_lines_dropped().get();
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Far more than the queue holds, in lines and in bytes.
+            let line = format!("{}\n", "x".repeat(1000));
+            for _ in 0..LINES {
+                let _ = writer.make_writer().write_all(line.as_bytes());
+            }
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "the caller blocked on a stuck log sink"
+        );
+        let dropped = log_lines_dropped().get() - dropped_before;
+        // 64 KiB of queue holds at most 65 of the 1001-byte lines (plus
+        // the one the writer thread holds).
+        assert!(dropped >= (LINES - 70) as u64, "{dropped}");
+    }
 }

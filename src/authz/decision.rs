@@ -36,6 +36,31 @@ pub struct Decision<'r> {
     pub path: &'r str,
 }
 
+/// Bytes of a client-controlled field (path, X-Forwarded-For) that a
+/// decision line holds at most; longer values are cut and marked with
+/// [`TRUNCATED`], so a client cannot make log lines as large as its
+/// request.
+pub const LOGGED_FIELD_MAX_BYTES: usize = 1024;
+
+/// Bytes of the request method a decision line holds at most.
+const LOGGED_METHOD_MAX_BYTES: usize = 32;
+
+/// Appended to a logged field that was cut.
+pub const TRUNCATED: &str = "...[truncated]";
+
+/// `value` cut to at most `max` bytes (at a character boundary) and marked,
+/// or whole when it fits.
+fn truncated(value: &str, max: usize) -> Cow<'_, str> {
+    if value.len() <= max {
+        return Cow::Borrowed(value);
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{TRUNCATED}", &value[..end]))
+}
+
 /// `decision` label of an allowed request.
 pub const ALLOW: &str = "allow";
 /// `decision` label of a denied request.
@@ -87,7 +112,8 @@ impl Decision<'_> {
     /// Fields absent from an outcome are left out of the line, not
     /// written empty: an impersonation names the identity, a passthrough
     /// only the user the apiserver reported, a denial its status. Never
-    /// the token, never the claims.
+    /// the token, never the claims. What the client controls (method,
+    /// path, X-Forwarded-For) is cut to a fixed length.
     pub fn log(&self) {
         let (identity, cached, user) = match &self.outcome {
             Ok(Allowed::Impersonate { identity, cached }) => {
@@ -99,7 +125,10 @@ impl Decision<'_> {
         // The passthrough line has never carried X-Forwarded-For.
         let forwarded_for = match self.outcome {
             Ok(Allowed::Passthrough { .. }) => None,
-            _ => Some(self.forwarded_for.as_deref().unwrap_or("")),
+            _ => Some(truncated(
+                self.forwarded_for.as_deref().unwrap_or(""),
+                LOGGED_FIELD_MAX_BYTES,
+            )),
         };
         let source_ip = self.source_ip.map(|ip| ip.to_string()).unwrap_or_default();
         tracing::info!(
@@ -113,9 +142,9 @@ impl Decision<'_> {
             issuer = identity.map(|i| i.issuer.as_str()),
             cached,
             source_ip = source_ip.as_str(),
-            forwarded_for,
-            method = self.method,
-            path = self.path,
+            forwarded_for = forwarded_for.as_deref(),
+            method = truncated(self.method, LOGGED_METHOD_MAX_BYTES).as_ref(),
+            path = truncated(self.path, LOGGED_FIELD_MAX_BYTES).as_ref(),
         );
     }
 }
@@ -281,5 +310,26 @@ mod tests {
         let line = &logged(&d)[0];
         assert_eq!(line["source_ip"], "");
         assert_eq!(line["forwarded_for"], "");
+    }
+
+    #[test]
+    fn client_controlled_fields_are_logged_truncated() {
+        let path = format!("/api/v1/{}", "p".repeat(100 * 1024));
+        let xff = format!("{}203.0.113.9", "1.2.3.4, ".repeat(10 * 1024));
+        let mut d = decision(Err(DenyReason::MissingToken));
+        d.path = &path;
+        d.forwarded_for = Some(Cow::Borrowed(&xff));
+        d.method = "GETGETGETGETGETGETGETGETGETGETGETGETGETGETGETGETGETGETGETGETGETGETGETGET";
+        let line = &logged(&d)[0];
+        for (field, full) in [("path", path.as_str()), ("forwarded_for", xff.as_str())] {
+            let got = line[field].as_str().unwrap();
+            assert!(got.len() < 1100, "{field}: {} bytes logged", got.len());
+            let kept = got.strip_suffix("...[truncated]").unwrap();
+            assert_eq!(kept, &full[..LOGGED_FIELD_MAX_BYTES], "{field}");
+        }
+        assert!(line["method"].as_str().unwrap().ends_with("...[truncated]"));
+        // Short values stay whole.
+        let short = &logged(&decision(Err(DenyReason::MissingToken)))[0];
+        assert_eq!(short["path"], "/api/v1/pods");
     }
 }

@@ -102,6 +102,9 @@ pub struct Recorded {
     /// Every `impersonate-*` header line, in the order received; a
     /// comma-joined value stays one line.
     pub impersonate: Vec<(String, String)>,
+    /// Every header line but `authorization`, in the order received, so
+    /// tests see what the proxy forwards (forwarding and upgrade headers).
+    pub headers: Vec<(String, String)>,
     /// The identity the request was served as, when it got that far.
     pub user: Option<UserInfo>,
     /// The status answered.
@@ -180,6 +183,17 @@ async fn handle(State(standin): State<StandIn>, req: Request) -> Response {
             )
         })
         .collect();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter(|(n, _)| *n != http::header::AUTHORIZATION)
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let (response, user) = match serve_request(&standin, req) {
         Ok((r, u)) => (r, Some(u)),
         Err(failed) => {
@@ -191,6 +205,7 @@ async fn handle(State(standin): State<StandIn>, req: Request) -> Response {
         method,
         path,
         impersonate,
+        headers,
         user,
         status: response.status().as_u16(),
     });

@@ -44,8 +44,9 @@ pub(super) async fn start(
             "stand-in-cse".into(),
             "--listen".into(),
             loopback(cse_port),
-            "--refresh-token".into(),
-            token.trim().to_owned(),
+            // One argument with `=`: a random token may begin with `-`,
+            // which clap would take for a flag.
+            format!("--refresh-token={}", token.trim()),
         ],
         &[("http", loopback(cse_port))],
     )?;
