@@ -8,4 +8,5 @@
 mod support;
 
 mod stand_in_apiserver_applies_impersonation;
+mod stand_in_apiserver_reviews_tokens;
 mod stand_in_cse_enforces_contract;

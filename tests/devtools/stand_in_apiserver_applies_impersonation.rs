@@ -32,6 +32,7 @@ async fn start() -> Server {
         service_account: DEFAULT_SERVICE_ACCOUNT.to_owned(),
         rules: Rule::guide_example(),
         watch_event_interval: Duration::from_millis(50),
+        service_account_tokens: Vec::new(),
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(listener, tls, standin.clone(), async {

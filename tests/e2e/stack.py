@@ -144,6 +144,9 @@ class Stack:
         self.apiserver_url = m["apiserver"]["url"]
         self.apiserver_dir = Path(m["apiserver"]["ca_file"]).parent
         self.apiserver_token_file = Path(m["apiserver"]["token_file"])
+        # A CI job's service-account tokens, for token passthrough.
+        self.ci_token = Path(m["apiserver"]["ci_token_file"]).read_text().strip()
+        self.ci_token_other_audience = Path(m["apiserver"]["ci_token_other_audience_file"]).read_text().strip()
         self.envoy_ca = Path(m["envoy"]["ca_file"])
         self.envoy_dir = Path(m["envoy"]["config_dir"])
         self.tls_dir = Path(m["envoy"]["tls_dir"])

@@ -19,14 +19,24 @@ const SA_PREFIX: &str = kube_oidc_authz::k8s::user_info::SERVICE_ACCOUNT_PREFIX;
 /// product's, so that it checks what the product writes independently.
 const EXTRA_PREFIX: &str = "impersonate-extra-";
 
-/// Authenticates the request: only `Authorization: Bearer <token>` with the
-/// one accepted token succeeds, compared in constant time. Anything else is
+/// Authenticates the request: only `Authorization: Bearer <token>` with
+/// `token` succeeds, compared in constant time. Anything else is
 /// 401, as on an apiserver with anonymous access disabled.
 pub fn authenticate(
     headers: &HeaderMap,
     token: &str,
     who: &UserInfo,
 ) -> Result<UserInfo, ApiError> {
+    let presented = presented(headers)?;
+    if !bool::from(presented.ct_eq(token.as_bytes())) {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(who.clone())
+}
+
+/// The bearer token of the request: exactly one `Authorization` line with
+/// scheme `Bearer` (any case) and a non-empty token; anything else is 401.
+pub fn presented(headers: &HeaderMap) -> Result<&[u8], ApiError> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return Err(ApiError::unauthorized());
@@ -39,10 +49,10 @@ pub fn authenticate(
         return Err(ApiError::unauthorized());
     }
     let presented = trim_ascii(presented);
-    if presented.is_empty() || !bool::from(presented.ct_eq(token.as_bytes())) {
+    if presented.is_empty() {
         return Err(ApiError::unauthorized());
     }
-    Ok(who.clone())
+    Ok(presented)
 }
 
 fn split_once_byte(v: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {

@@ -2,15 +2,18 @@
 //! like the real one at its edge, in the order the real one applies its
 //! filters:
 //!
-//! 1. [`identity::authenticate`]: only the proxy's service-account token is
-//!    accepted (anything else is 401, anonymous access disabled);
+//! 1. [`identity::presented`] + [`token_review::authenticates`]: only the
+//!    stand-in's own service-account tokens meant for it are accepted: the
+//!    proxy's, and a "CI job's" (anything else is 401, anonymous access
+//!    disabled);
 //! 2. [`identity::requested`] + [`identity::impersonate`]: the
 //!    `Impersonate-*` headers, each authorised for the proxy;
 //! 3. [`rbac`]: a tiny RBAC table given at start, with the bootstrap policy
 //!    (discovery, SelfSubjectReview) every cluster has; 403 `Status` bodies
 //!    with the apiserver's message shape;
 //! 4. [`resources`] and [`exec`]: discovery, pods of `default` (list, get,
-//!    watch, log, exec over websockets), services, SelfSubjectReview.
+//!    watch, log, exec over websockets), services, SelfSubjectReview, and
+//!    [`token_review`] (TokenReview, for token passthrough).
 //!
 //! It also keeps the impersonation header lines of the last requests it
 //! received, exactly as they arrived, for tests to assert on
@@ -21,6 +24,7 @@ pub mod identity;
 pub mod rbac;
 pub mod resources;
 pub mod status;
+pub mod token_review;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -40,6 +44,7 @@ use tokio::net::TcpListener;
 use self::identity::UserInfo;
 use self::rbac::{Attributes, Rbac, Rule};
 use self::status::ApiError;
+use self::token_review::{API_AUDIENCE, CI_SERVICE_ACCOUNT, OTHER_AUDIENCE, ServiceAccountToken};
 use super::certs::{DevCa, write_pem};
 use kube_oidc_authz::error::RunError;
 
@@ -61,8 +66,12 @@ pub struct ApiserverArgs {
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
     /// Folder for `ca.crt`, `tls.crt`, `tls.key` (valid for
-    /// kubernetes.default.svc and 127.0.0.1) and `token`, the proxy's
-    /// service-account token; files that exist are reused.
+    /// kubernetes.default.svc and 127.0.0.1), `token`, the proxy's
+    /// service-account token, and two tokens of a "CI job" service account
+    /// (system:serviceaccount:ci:deployer) for token passthrough: `ci-token`
+    /// (audience https://kubernetes.default.svc.cluster.local, the
+    /// stand-in's own) and `ci-token-other-audience` (audience `vault`);
+    /// files that exist are reused.
     #[arg(long, default_value = ".demo/apiserver")]
     pub dir: PathBuf,
     /// Username of the service account whose token is accepted; it may
@@ -92,6 +101,8 @@ pub struct StandInConfig {
     pub rules: Vec<Rule>,
     /// Interval between watch events.
     pub watch_event_interval: Duration,
+    /// Service-account tokens of other accounts the stand-in issued.
+    pub service_account_tokens: Vec<ServiceAccountToken>,
 }
 
 /// One request as it arrived, for tests.
@@ -118,8 +129,8 @@ pub struct StandIn {
 }
 
 struct Inner {
-    token: String,
-    proxy: UserInfo,
+    /// The proxy's token first.
+    tokens: Vec<ServiceAccountToken>,
     rbac: Rbac,
     watch_interval: Duration,
     resource_version: AtomicU64,
@@ -133,11 +144,18 @@ impl StandIn {
             &config.service_account,
             "3c0a7a4e-0b7e-4d1f-8f15-a3f4a1c1b001",
         );
+        // The proxy's token predates bound tokens: it is meant for the
+        // apiserver, as a legacy token is.
+        let mut tokens = vec![ServiceAccountToken {
+            token: config.token,
+            user: proxy,
+            audiences: vec![API_AUDIENCE.to_owned()],
+        }];
+        tokens.extend(config.service_account_tokens);
         StandIn {
             inner: Arc::new(Inner {
-                token: config.token,
+                tokens,
                 rbac: Rbac::new(&config.service_account, config.rules),
-                proxy,
                 watch_interval: config.watch_event_interval,
                 resource_version: AtomicU64::new(1000),
                 recorded: Mutex::new(VecDeque::with_capacity(RECORD_CAPACITY)),
@@ -194,7 +212,7 @@ async fn handle(State(standin): State<StandIn>, req: Request) -> Response {
             )
         })
         .collect();
-    let (response, user) = match serve_request(&standin, req) {
+    let (response, user) = match serve_request(&standin, req).await {
         Ok((r, u)) => (r, Some(u)),
         Err(failed) => {
             let (e, u) = *failed;
@@ -216,10 +234,12 @@ async fn handle(State(standin): State<StandIn>, req: Request) -> Response {
 /// the record.
 type Outcome = Result<(Response, UserInfo), Box<(ApiError, Option<UserInfo>)>>;
 
-fn serve_request(standin: &StandIn, req: Request) -> Outcome {
+async fn serve_request(standin: &StandIn, req: Request) -> Outcome {
     let inner = &standin.inner;
-    let requestor = identity::authenticate(req.headers(), &inner.token, &inner.proxy)
-        .map_err(|e| Box::new((e, None)))?;
+    let presented = identity::presented(req.headers()).map_err(|e| Box::new((e, None)))?;
+    let requestor = token_review::authenticates(&inner.tokens, presented)
+        .cloned()
+        .ok_or_else(|| Box::new((ApiError::unauthorized(), None)))?;
     let requested = identity::requested(req.headers()).map_err(|e| Box::new((e, None)))?;
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -278,6 +298,12 @@ fn serve_request(standin: &StandIn, req: Request) -> Outcome {
         ("authentication.k8s.io", "v1", "selfsubjectreviews", "", "create") => {
             resources::self_subject_review(&user)
         }
+        ("authentication.k8s.io", "v1", "tokenreviews", "", "create") => {
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .map_err(|e| fail(ApiError::bad_request(&format!("read body: {e}"))))?;
+            token_review::create(&inner.tokens, &body).map_err(fail)?
+        }
         _ => return Err(fail(ApiError::not_found_path())),
     };
     Ok((response, user))
@@ -302,6 +328,32 @@ pub struct StandInFiles {
     pub cert_pem: String,
     pub key_pem: String,
     pub token: String,
+    /// The CI job's tokens: for the stand-in, and for [`OTHER_AUDIENCE`].
+    pub ci_tokens: Vec<ServiceAccountToken>,
+}
+
+/// The CI job's token file meant for the stand-in.
+pub const CI_TOKEN_FILE: &str = "ci-token";
+/// The CI job's token file meant for [`OTHER_AUDIENCE`].
+pub const CI_TOKEN_OTHER_AUDIENCE_FILE: &str = "ci-token-other-audience";
+
+/// Reuses the CI job's token in `path`, or mints and writes one.
+fn ci_token(path: &std::path::Path, audience: &str) -> anyhow::Result<ServiceAccountToken> {
+    let user =
+        UserInfo::service_account(CI_SERVICE_ACCOUNT, "7d1e2f3a-4b5c-4d6e-8f70-a1b2c3d4e5f6");
+    let minted = match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => ServiceAccountToken {
+            token: t.trim().to_owned(),
+            user,
+            audiences: vec![audience.to_owned()],
+        },
+        _ => {
+            let t = ServiceAccountToken::mint(user, &[audience]);
+            write_pem(path, &t.token, true)?;
+            t
+        }
+    };
+    Ok(minted)
 }
 
 /// Creates (or reuses) the CA, serving certificate and token in `dir`.
@@ -321,12 +373,17 @@ pub fn ensure_files(dir: &std::path::Path) -> anyhow::Result<StandInFiles> {
             t
         }
     };
+    let ci_tokens = vec![
+        ci_token(&dir.join(CI_TOKEN_FILE), API_AUDIENCE)?,
+        ci_token(&dir.join(CI_TOKEN_OTHER_AUDIENCE_FILE), OTHER_AUDIENCE)?,
+    ];
     if ca.exists() && crt.exists() && key.exists() {
         return Ok(StandInFiles {
             ca_pem: std::fs::read_to_string(&ca)?,
             cert_pem: std::fs::read_to_string(&crt)?,
             key_pem: std::fs::read_to_string(&key)?,
             token: token_value,
+            ci_tokens,
         });
     }
     let dev_ca = DevCa::generate("kube-oidc-authz stand-in cluster CA")?;
@@ -348,6 +405,7 @@ pub fn ensure_files(dir: &std::path::Path) -> anyhow::Result<StandInFiles> {
         cert_pem: leaf.cert_pem,
         key_pem: leaf.key_pem,
         token: token_value,
+        ci_tokens,
     })
 }
 
@@ -395,6 +453,7 @@ pub async fn run(
         service_account: args.service_account,
         rules,
         watch_event_interval: args.watch_event_interval,
+        service_account_tokens: files.ci_tokens,
     });
     tracing::info!(address = %addr, dir = %args.dir.display(), "stand-in apiserver listening");
     serve(listener, tls, standin, shutdown)

@@ -224,6 +224,14 @@ impl Rbac {
                 resources: s(&["*"]),
                 ..Rule::default()
             },
+            // ... with token passthrough on, as the chart grants it.
+            Rule {
+                users: s(&[proxy]),
+                verbs: s(&["create"]),
+                api_groups: s(&["authentication.k8s.io"]),
+                resources: s(&["tokenreviews"]),
+                ..Rule::default()
+            },
         ];
         rules.extend(table);
         Rbac { rules }

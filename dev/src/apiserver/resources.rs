@@ -24,7 +24,7 @@ const CREATED: &str = "2026-01-01T00:00:00Z";
 /// Kubernetes version the stand-in reports.
 pub const GIT_VERSION: &str = "v1.32.0";
 
-fn json_response(code: StatusCode, body: &Value) -> Response {
+pub(super) fn json_response(code: StatusCode, body: &Value) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "application/json")],

@@ -65,6 +65,12 @@ pub struct ApiserverInfo {
     /// The proxy's service-account token, which the authz service sends
     /// upstream.
     pub token_file: PathBuf,
+    /// A CI job's service-account token (system:serviceaccount:ci:deployer)
+    /// meant for the stand-in: what token passthrough forwards.
+    pub ci_token_file: PathBuf,
+    /// The same account's token for another audience (`vault`), which the
+    /// stand-in refuses.
+    pub ci_token_other_audience_file: PathBuf,
 }
 
 /// The audit forwarder's destination, the stand-in CSE API.
@@ -133,6 +139,8 @@ mod tests {
                 url: "https://127.0.0.1:4".into(),
                 ca_file: dir.join("apiserver/ca.crt"),
                 token_file: dir.join("apiserver/token"),
+                ci_token_file: dir.join("apiserver/ci-token"),
+                ci_token_other_audience_file: dir.join("apiserver/ci-token-other-audience"),
             },
             audit: None,
             roles: vec![RoleRecord {

@@ -174,6 +174,8 @@ async fn start(bins: &Bins, dir: &Path, args: &DemoArgs, roles: &mut Roles) -> a
         url: format!("https://{}", loopback(api_port)),
         ca_file: api_dir.join("ca.crt"),
         token_file: api_dir.join("token"),
+        ci_token_file: api_dir.join(crate::apiserver::CI_TOKEN_FILE),
+        ci_token_other_audience_file: api_dir.join(crate::apiserver::CI_TOKEN_OTHER_AUDIENCE_FILE),
     };
     roles.spawn(
         "apiserver",
