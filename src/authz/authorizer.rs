@@ -87,7 +87,7 @@ impl Authorizer {
             }
         }
         let passthrough = match &config.passthrough {
-            Some(p) => match TokenReviewer::new(p, upstream.clone()) {
+            Some(p) => match TokenReviewer::new(p, upstream.clone(), metrics.clone()) {
                 Ok(r) => Some(r),
                 Err(e) => {
                     errors.push(e);

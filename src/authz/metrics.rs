@@ -14,6 +14,11 @@ pub struct DecisionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -25,6 +30,8 @@ pub struct AuthzMetrics {
     pub check_duration: Histogram,
     pub cache_lookups: Family<ResultLabels, Counter>,
     pub jwks_refreshes: Family<ResultLabels, Counter>,
+    pub passthrough_reviews: Family<ResultLabels, Counter>,
+    pub passthrough_refusals: Family<ReasonLabels, Counter>,
 }
 
 impl AuthzMetrics {
@@ -35,6 +42,8 @@ impl AuthzMetrics {
             check_duration: Histogram::new(exponential_buckets(0.000_005, 2.5, 10)),
             cache_lookups: Family::default(),
             jwks_refreshes: Family::default(),
+            passthrough_reviews: Family::default(),
+            passthrough_refusals: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("kube_oidc_authz");
         r.register(
@@ -61,6 +70,16 @@ impl AuthzMetrics {
             "jwks_refreshes",
             "Issuer key refreshes triggered by an unknown key id, by result",
             m.jwks_refreshes.clone(),
+        );
+        r.register(
+            "passthrough_reviews",
+            "TokenReviews sent for token passthrough, by result (authenticated, rejected, error)",
+            m.passthrough_reviews.clone(),
+        );
+        r.register(
+            "passthrough_refusals",
+            "Passthrough tokens refused without a TokenReview, by reason (not_jwt, audience, saturated)",
+            m.passthrough_refusals.clone(),
         );
         m
     }

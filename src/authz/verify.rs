@@ -320,7 +320,7 @@ pub fn parse(token: &str) -> Result<ParsedToken<'_>, DenyReason> {
     })
 }
 
-fn decode_json(segment: &str) -> Result<Map<String, Value>, DenyReason> {
+pub(crate) fn decode_json(segment: &str) -> Result<Map<String, Value>, DenyReason> {
     let bytes = URL_SAFE_NO_PAD
         .decode(segment)
         .map_err(|_| DenyReason::MalformedToken)?;

@@ -14,5 +14,6 @@ mod check_grpc;
 mod config_errors;
 mod key_rotation;
 mod keys_stay_on_https;
+mod passthrough_reviews_are_bounded;
 mod token_verification;
 mod traces_otlp;
