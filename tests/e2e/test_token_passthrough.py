@@ -9,7 +9,6 @@ import base64
 import json
 
 import pytest
-
 from stack import Stack
 
 # The stand-in apiserver's own audience (its service-account issuer).
