@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(token.len() <= MAX_TOKEN_BYTES);
     assert_eq!(token.matches('.').count(), 2, "{token:?}");
-    assert_eq!(parsed.alg.as_str().parse::<verify::SigningAlg>().ok(), Some(parsed.alg));
+    assert_eq!(
+        parsed.alg.as_str().parse::<verify::SigningAlg>().ok(),
+        Some(parsed.alg)
+    );
 
     let trusted: HashMap<String, ()> = [("https://issuer.example".to_owned(), ())].into();
     if parsed.select_issuer(&trusted).is_ok() {
