@@ -9,7 +9,7 @@ CARGO ?= cargo
 
 export ENVOY_BIN := $(CURDIR)/$(VENV)/bin/envoy
 
-.PHONY: all setup build release demo test test-rust test-python lint fmt bench bench-envoy clean
+.PHONY: all setup build release demo test test-rust test-python lint fmt bench bench-envoy fuzz clean
 
 all: build
 
@@ -62,6 +62,22 @@ bench-envoy: setup release
 	KUBE_OIDC_DEV_BIN=$(CURDIR)/target/release/kube-oidc-dev \
 	ALLOW_ALL_BIN=$(CURDIR)/target/release/examples/allow_all_ext_authz \
 	$(VENV)/bin/python benches/envoy/compare.py --duration 8 --rounds 3
+
+# Every cargo-fuzz target for FUZZ_SECONDS each (not part of `make test`).
+# Nightly only; the fuzz crate is outside the workspace. Findings land in
+# fuzz/artifacts/<target>/; how to read and replay them: docs/fuzzing.md.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= bearer_jose claims request_info event_list access_log metadata duration boolean
+FUZZ_TOOLCHAIN ?= +nightly
+FUZZ_TARGET_DIR ?= $(CURDIR)/target-fuzz
+
+fuzz:
+	@$(CARGO) $(FUZZ_TOOLCHAIN) fuzz --version >/dev/null 2>&1 || $(CARGO) $(FUZZ_TOOLCHAIN) install cargo-fuzz --locked
+	set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) $(FUZZ_TOOLCHAIN) fuzz run $$t \
+			fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECONDS); \
+	done
 
 fmt:
 	$(CARGO) fmt --all

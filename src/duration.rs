@@ -26,35 +26,92 @@ pub fn parse(s: &str) -> Result<Duration, DurationError> {
     if s.is_empty() {
         return Err(bad());
     }
-    let mut total = Duration::ZERO;
+    // Integer nanoseconds, as Go counts them: the integer part of each
+    // component is exact (a float here lost nanoseconds past 2^53, so a
+    // value did not survive being written back as `<nanos>ns`), and the
+    // total is capped at Go's maximum, i64::MAX nanoseconds.
+    const MAX_NANOS: u64 = i64::MAX as u64;
+    let mut total: u64 = 0;
     let mut rest = s;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number = &rest[..number_len];
-        if number.is_empty() || number == "." {
+        let (int, after_int) = leading_int(rest).ok_or_else(bad)?;
+        let pre = after_int.len() != rest.len();
+        rest = after_int;
+        let (mut frac, mut scale, mut post) = (0u64, 1.0f64, false);
+        if let Some(after_dot) = rest.strip_prefix('.') {
+            let (f, sc, after_frac) = leading_fraction(after_dot);
+            post = after_frac.len() != after_dot.len();
+            (frac, scale) = (f, sc);
+            rest = after_frac;
+        }
+        if !pre && !post {
             return Err(bad());
         }
-        let value: f64 = number.parse().map_err(|_| bad())?;
-        rest = &rest[number_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let nanos_per_unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
+        let unit: u64 = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        let part = Duration::try_from_secs_f64(value * nanos_per_unit / 1e9).map_err(|_| bad())?;
-        total = total.checked_add(part).ok_or_else(bad)?;
+        let mut part = int
+            .checked_mul(unit)
+            .filter(|v| *v <= MAX_NANOS)
+            .ok_or_else(bad)?;
+        if frac > 0 {
+            // At most 3.6e12 (a fraction of an hour): exact in an f64.
+            part = part
+                .checked_add((frac as f64 * (unit as f64 / scale)) as u64)
+                .filter(|v| *v <= MAX_NANOS)
+                .ok_or_else(bad)?;
+        }
+        total = total
+            .checked_add(part)
+            .filter(|v| *v <= MAX_NANOS)
+            .ok_or_else(bad)?;
     }
-    Ok(total)
+    Ok(Duration::from_nanos(total))
+}
+
+/// The leading decimal digits of `s` and what follows them; `None` on
+/// overflow.
+fn leading_int(s: &str) -> Option<(u64, &str)> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let mut v: u64 = 0;
+    for b in &s.as_bytes()[..digits] {
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some((v, &s[digits..]))
+}
+
+/// The digits after a decimal point as `(value, scale)` with `value /
+/// scale` the fraction, and what follows them. Digits past what a u64
+/// holds are skipped, as Go's `leadingFraction` does.
+fn leading_fraction(s: &str) -> (u64, f64, &str) {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (mut v, mut scale, mut overflow) = (0u64, 1.0f64, false);
+    for b in &s.as_bytes()[..digits] {
+        if overflow {
+            continue;
+        }
+        match v
+            .checked_mul(10)
+            .and_then(|x| x.checked_add(u64::from(b - b'0')))
+        {
+            Some(x) => {
+                v = x;
+                scale *= 10.0;
+            }
+            None => overflow = true,
+        }
+    }
+    (v, scale, &s[digits..])
 }
 
 #[cfg(test)]
@@ -89,6 +146,33 @@ mod tests {
             ("1s ", None),
             ("1S", None),
             ("1m30", None),
+        ];
+        for (input, want) in table {
+            assert_eq!(parse(input).ok().map(|d| d.as_nanos()), *want, "{input:?}");
+        }
+    }
+
+    /// Found by the `duration` fuzz target: through an f64 of seconds,
+    /// `645452546ms9659h` lost 4 ns, and its `<nanos>ns` spelling parsed
+    /// to another value. Go counts integer nanoseconds, capped at
+    /// i64::MAX.
+    #[test]
+    fn exact_nanoseconds_up_to_gos_maximum() {
+        let table: &[(&str, Option<u128>)] = &[
+            ("645452546ms9659h", Some(35_417_852_546_000_000)),
+            ("35417852546000000ns", Some(35_417_852_546_000_000)),
+            ("9223372036854775807ns", Some(9_223_372_036_854_775_807)),
+            ("9223372036854775808ns", None),
+            ("2562047h", Some(9_223_369_200_000_000_000)),
+            ("2562048h", None),
+            ("2562047h47m16.854775807s", Some(9_223_372_036_854_775_807)),
+            ("2562047h47m16.854775808s", None),
+            ("99999999999999999999ns", None),
+            ("1.000000000000000000000001s", Some(1_000_000_000)),
+            ("0.1ns", Some(0)),
+            ("1.s", Some(1_000_000_000)),
+            (".", None),
+            ("1..5s", None),
         ];
         for (input, want) in table {
             assert_eq!(parse(input).ok().map(|d| d.as_nanos()), *want, "{input:?}");

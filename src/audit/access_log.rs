@@ -56,11 +56,18 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
             .ok()
         })
         .unwrap_or_else(time::OffsetDateTime::now_utc);
+    // Checked: a duration the date range cannot hold (any i64 seconds may
+    // arrive) ends the request when it started rather than panicking.
     let done = common
         .time_to_last_downstream_tx_byte
         .as_ref()
         .or(common.duration.as_ref())
-        .map(|d| start + time::Duration::new(d.seconds, d.nanos.clamp(-999_999_999, 999_999_999)))
+        .and_then(|d| {
+            start.checked_add(time::Duration::new(
+                d.seconds,
+                d.nanos.clamp(-999_999_999, 999_999_999),
+            ))
+        })
         .unwrap_or(start);
 
     let identity = identity(common);
@@ -235,6 +242,28 @@ mod tests {
                 ..HttpResponseProperties::default()
             }),
             ..HttpAccessLogEntry::default()
+        }
+    }
+
+    /// Found by the `access_log` fuzz target: `start + duration` panicked
+    /// once the sum left the date range.
+    #[test]
+    fn a_duration_out_of_the_date_range_ends_at_the_start() {
+        for seconds in [i64::MAX, i64::MIN, 1 << 62, -(1 << 40)] {
+            let mut e = entry(RequestMethod::Get, "/api/v1/pods", true);
+            if let Some(common) = e.common_properties.as_mut() {
+                common.time_to_last_downstream_tx_byte =
+                    Some(envoy_types::pb::google::protobuf::Duration {
+                        seconds,
+                        nanos: 999_999_999,
+                    });
+            }
+            let event = event_from_entry(&e);
+            assert_eq!(
+                event.stage_timestamp, event.request_received_timestamp,
+                "{seconds}"
+            );
+            assert_eq!(event.validate(), Ok(()));
         }
     }
 

@@ -214,7 +214,9 @@ fn find_unescaped(s: &str, needle: &str) -> Option<usize> {
             i += 2;
             continue;
         }
-        if s[i..].starts_with(needle) {
+        // Bytes, not `s[i..]`: `i` steps through multi-byte characters
+        // (and past a backslash's next byte), and a `str` slice there panics.
+        if bytes[i..].starts_with(needle.as_bytes()) {
             return Some(i);
         }
         i += 1;
@@ -322,6 +324,29 @@ mod tests {
         ("GET", "/api/v1/pods?fieldSelector=metadata.name%3D..", "list", "", "v1", "", "pods", "", "", true),
         ("GET", "/api/v1/pods?fieldSelector=bad", "list", "", "v1", "", "pods", "", "", true),
     ];
+
+    /// Found by the `request_info` fuzz target: a field selector with a
+    /// multi-byte character panicked on a `str` slice inside it.
+    #[test]
+    fn field_selectors_with_multi_byte_characters() {
+        let cases = [
+            ("/api/v1/pods?fieldSelector=%C3%A9", "list", ""),
+            ("/api/v1/pods?fieldSelector=%5C%C3%A9%3D1", "list", ""),
+            (
+                "/api/v1/pods?fieldSelector=sp%C3%A9c%3D%C3%A9,metadata.name%3Dw%C3%A9b",
+                "list",
+                "wéb",
+            ),
+        ];
+        for (uri, verb, name) in cases {
+            let got = resolve("GET", uri);
+            assert_eq!(
+                (got.verb.as_str(), got.name.as_str()),
+                (verb, name),
+                "{uri}"
+            );
+        }
+    }
 
     #[test]
     fn matches_the_apiserver_request_info_resolver() {
