@@ -5,12 +5,10 @@
 use std::time::Duration;
 
 use kube_oidc_dev::apiserver::rbac::Rule;
-use kube_oidc_dev::apiserver::{
-    DEFAULT_SERVICE_ACCOUNT, StandIn, StandInConfig, serve, tls_config,
-};
-use kube_oidc_dev::certs::DevCa;
+use kube_oidc_dev::apiserver::{DEFAULT_SERVICE_ACCOUNT, StandIn, StandInConfig};
 use serde_json::Value;
-use tokio::net::TcpListener;
+
+use crate::support::{StandInServer, serve_stand_in};
 
 const TOKEN: &str = "proxy-service-account-token";
 
@@ -18,15 +16,10 @@ struct Server {
     url: String,
     client: reqwest::Client,
     standin: StandIn,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: StandInServer,
 }
 
 async fn start() -> Server {
-    let ca = DevCa::generate("test CA").unwrap();
-    let leaf = ca.issue("kube-apiserver", &["127.0.0.1"]).unwrap();
-    let tls = tls_config(&leaf.cert_pem, &leaf.key_pem).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let standin = StandIn::new(StandInConfig {
         token: TOKEN.to_owned(),
         service_account: DEFAULT_SERVICE_ACCOUNT.to_owned(),
@@ -34,18 +27,12 @@ async fn start() -> Server {
         watch_event_interval: Duration::from_millis(50),
         service_account_tokens: Vec::new(),
     });
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, tls, standin.clone(), async {
-        let _ = rx.await;
-    }));
-    let client =
-        kube_oidc_authz::tls::https_client(Some(ca.cert_pem().as_bytes()), Duration::from_secs(5))
-            .unwrap();
+    let server = serve_stand_in(standin.clone()).await;
     Server {
-        url: format!("https://{addr}"),
-        client,
+        url: server.url.clone(),
+        client: server.client.clone(),
         standin,
-        _stop: tx,
+        _server: server,
     }
 }
 

@@ -10,12 +10,10 @@ use kube_oidc_dev::apiserver::rbac::Rule;
 use kube_oidc_dev::apiserver::token_review::{
     API_AUDIENCE, CI_SERVICE_ACCOUNT, OTHER_AUDIENCE, ServiceAccountToken,
 };
-use kube_oidc_dev::apiserver::{
-    DEFAULT_SERVICE_ACCOUNT, StandIn, StandInConfig, serve, tls_config,
-};
-use kube_oidc_dev::certs::DevCa;
+use kube_oidc_dev::apiserver::{DEFAULT_SERVICE_ACCOUNT, StandIn, StandInConfig};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+
+use crate::support::{StandInServer, serve_stand_in};
 
 const PROXY_TOKEN: &str = "proxy-service-account-token";
 const REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
@@ -25,38 +23,27 @@ struct Server {
     client: reqwest::Client,
     ci: String,
     ci_other_audience: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: StandInServer,
 }
 
 async fn start() -> Server {
-    let ca = DevCa::generate("test CA").unwrap();
-    let leaf = ca.issue("kube-apiserver", &["127.0.0.1"]).unwrap();
-    let tls = tls_config(&leaf.cert_pem, &leaf.key_pem).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let ci_user = UserInfo::service_account(CI_SERVICE_ACCOUNT, "ci-uid");
     let ci = ServiceAccountToken::mint(ci_user.clone(), &[API_AUDIENCE]);
     let ci_other = ServiceAccountToken::mint(ci_user, &[OTHER_AUDIENCE]);
-    let standin = StandIn::new(StandInConfig {
+    let server = serve_stand_in(StandIn::new(StandInConfig {
         token: PROXY_TOKEN.to_owned(),
         service_account: DEFAULT_SERVICE_ACCOUNT.to_owned(),
         rules: Rule::guide_example(),
         watch_event_interval: Duration::from_millis(50),
         service_account_tokens: vec![ci.clone(), ci_other.clone()],
-    });
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, tls, standin, async {
-        let _ = rx.await;
-    }));
-    let client =
-        kube_oidc_authz::tls::https_client(Some(ca.cert_pem().as_bytes()), Duration::from_secs(5))
-            .unwrap();
+    }))
+    .await;
     Server {
-        url: format!("https://{addr}"),
-        client,
+        url: server.url.clone(),
+        client: server.client.clone(),
         ci: ci.token,
         ci_other_audience: ci_other.token,
-        _stop: tx,
+        _server: server,
     }
 }
 

@@ -357,3 +357,38 @@ pub fn metadata_list(resp: &CheckResponse, field: &str) -> Vec<String> {
         other => panic!("{field} is not a list: {other:?}"),
     }
 }
+
+/// A stand-in apiserver served over HTTPS on 127.0.0.1:0 with a throw-away
+/// CA, and a client that trusts it. Stops when dropped.
+pub struct StandInServer {
+    pub url: String,
+    pub client: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn serve_stand_in(standin: kube_oidc_dev::apiserver::StandIn) -> StandInServer {
+    let ca = DevCa::generate("test CA").unwrap();
+    let leaf = ca.issue("kube-apiserver", &["127.0.0.1"]).unwrap();
+    let tls = kube_oidc_dev::apiserver::tls_config(&leaf.cert_pem, &leaf.key_pem).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(kube_oidc_dev::apiserver::serve(
+        listener,
+        tls,
+        standin,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let client = kube_oidc_authz::tls::https_client(
+        Some(ca.cert_pem().as_bytes()),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    StandInServer {
+        url: format!("https://{addr}"),
+        client,
+        _stop: tx,
+    }
+}
