@@ -6,9 +6,7 @@ use crate::support::audit::*;
 
 #[tokio::test]
 async fn outage_longer_than_the_buffer_drops_counted_events_and_resumes() {
-    let cse = stand_in().await;
-    // Down until the test says otherwise.
-    cse.script(std::iter::repeat_n(503, 100_000));
+    let cse = stand_in_down().await;
     let mut config = fast_config(&cse);
     config.batch.max_events = 10;
     config.buffer_events = 100;

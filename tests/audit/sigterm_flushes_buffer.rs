@@ -35,8 +35,7 @@ async fn shutdown_delivers_everything_buffered_before_exit() {
 
 #[tokio::test]
 async fn undelivered_events_survive_a_restart_through_the_spool() {
-    let cse = stand_in().await;
-    cse.script(std::iter::repeat_n(503, 100_000));
+    let cse = stand_in_down().await;
     let spool = tempfile::tempdir().unwrap();
     let mut config = fast_config(&cse);
     config.spool_dir = Some(spool.path().to_path_buf());
@@ -74,8 +73,7 @@ async fn undelivered_events_survive_a_restart_through_the_spool() {
 
 #[tokio::test]
 async fn without_a_spool_undelivered_events_are_counted_as_dropped() {
-    let cse = stand_in().await;
-    cse.script(std::iter::repeat_n(503, 100_000));
+    let cse = stand_in_down().await;
     let mut config = fast_config(&cse);
     config.shutdown_grace = Duration::from_millis(100);
     let fwd = start(config).await;

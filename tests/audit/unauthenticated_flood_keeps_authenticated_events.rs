@@ -7,9 +7,7 @@ use envoy_types::pb::envoy::config::core::v3::RequestMethod;
 
 #[tokio::test]
 async fn unauthenticated_flood_does_not_displace_authenticated_events() {
-    let cse = stand_in().await;
-    // The API is down while the flood fills the buffer.
-    cse.script(std::iter::repeat_n(503, 100_000));
+    let cse = stand_in_down().await;
     let mut config = fast_config(&cse);
     config.batch.max_events = 10;
     config.buffer_events = 200;

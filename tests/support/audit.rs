@@ -62,6 +62,14 @@ pub async fn stand_in() -> StandInCse {
     .unwrap()
 }
 
+/// A stand-in CSE API that answers 503 until the test scripts otherwise
+/// (an outage longer than any test).
+pub async fn stand_in_down() -> StandInCse {
+    let cse = stand_in().await;
+    cse.script(std::iter::repeat_n(503, 100_000));
+    cse
+}
+
 /// A configuration for fast tests: small waits, no throttle.
 pub fn fast_config(cse: &StandInCse) -> Config {
     let mut c = Config::new(
