@@ -99,36 +99,19 @@ impl IdentityMetadata {
     /// The metadata struct ext_authz answers with. Passthrough writes only
     /// `mode` and `user`.
     pub fn to_struct(&self) -> Struct {
-        let mut fields = HashMap::with_capacity(7);
-        fields.insert(key::MODE.to_owned(), string(self.mode.as_str()));
-        fields.insert(key::USER.to_owned(), string(&self.user));
-        if self.mode == Mode::Passthrough {
-            return Struct { fields };
+        self.view().to_struct()
+    }
+
+    /// The same identity, borrowed.
+    pub fn view(&self) -> IdentityView<'_> {
+        IdentityView {
+            mode: self.mode,
+            user: &self.user,
+            issuer: &self.issuer,
+            uid: self.uid.as_deref(),
+            groups: &self.groups,
+            extra: &self.extra,
         }
-        fields.insert(key::ISSUER.to_owned(), string(&self.issuer));
-        if let Some(uid) = &self.uid {
-            fields.insert(key::UID.to_owned(), string(uid));
-        }
-        fields.insert(key::GROUPS.to_owned(), list(&self.groups));
-        fields.insert(
-            key::IMPERSONATE_EXTRA.to_owned(),
-            object(
-                self.extra
-                    .iter()
-                    .map(|(k, v)| (extra_header_name(k), list(v)))
-                    .collect(),
-            ),
-        );
-        fields.insert(
-            key::EXTRA.to_owned(),
-            object(
-                self.extra
-                    .iter()
-                    .map(|(k, v)| (k.clone(), list(v)))
-                    .collect(),
-            ),
-        );
-        Struct { fields }
     }
 
     /// Reads the identity back; `None` without a known `mode` and a
@@ -157,6 +140,55 @@ impl IdentityMetadata {
             groups: string_list(s.fields.get(key::GROUPS)),
             extra,
         })
+    }
+}
+
+/// An identity to write, borrowed from wherever it lives, so that the
+/// Check path builds the struct without copying the identity twice.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityView<'a> {
+    pub mode: Mode,
+    pub user: &'a str,
+    pub issuer: &'a str,
+    pub uid: Option<&'a str>,
+    pub groups: &'a [String],
+    pub extra: &'a [(String, Vec<String>)],
+}
+
+impl IdentityView<'_> {
+    /// The metadata struct ext_authz answers with. Passthrough writes only
+    /// `mode` and `user`.
+    pub fn to_struct(&self) -> Struct {
+        let mut fields = HashMap::with_capacity(7);
+        fields.insert(key::MODE.to_owned(), string(self.mode.as_str()));
+        fields.insert(key::USER.to_owned(), string(self.user));
+        if self.mode == Mode::Passthrough {
+            return Struct { fields };
+        }
+        fields.insert(key::ISSUER.to_owned(), string(self.issuer));
+        if let Some(uid) = self.uid {
+            fields.insert(key::UID.to_owned(), string(uid));
+        }
+        fields.insert(key::GROUPS.to_owned(), list(self.groups));
+        fields.insert(
+            key::IMPERSONATE_EXTRA.to_owned(),
+            object(
+                self.extra
+                    .iter()
+                    .map(|(k, v)| (extra_header_name(k), list(v)))
+                    .collect(),
+            ),
+        );
+        fields.insert(
+            key::EXTRA.to_owned(),
+            object(
+                self.extra
+                    .iter()
+                    .map(|(k, v)| (k.clone(), list(v)))
+                    .collect(),
+            ),
+        );
+        Struct { fields }
     }
 }
 

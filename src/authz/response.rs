@@ -2,6 +2,8 @@
 //! ([`crate::metadata`]) for an allowed request, a Kubernetes `Status` body
 //! ([`crate::k8s::Status`]) for a denied one.
 
+use std::borrow::Cow;
+
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
@@ -9,12 +11,13 @@ use envoy_types::pb::envoy::service::auth::v3::{
     CheckResponse, DeniedHttpResponse, OkHttpResponse,
 };
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::google::protobuf::Struct;
 use envoy_types::pb::google::rpc;
 
 use super::error::DenyReason;
 use super::identity::Identity;
 use crate::k8s::{Status, impersonation};
-use crate::metadata::{IdentityMetadata, Mode};
+use crate::metadata::{IdentityMetadata, IdentityView, Mode};
 
 /// gRPC status codes carried inside `CheckResponse.status`.
 const GRPC_OK: i32 = 0;
@@ -36,14 +39,14 @@ fn overwrite(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
-fn ok(metadata: &IdentityMetadata, headers: Vec<HeaderValueOption>) -> CheckResponse {
+fn ok(metadata: Struct, headers: Vec<HeaderValueOption>) -> CheckResponse {
     CheckResponse {
         status: Some(rpc::Status {
             code: GRPC_OK,
             message: String::new(),
             details: Vec::new(),
         }),
-        dynamic_metadata: Some(metadata.to_struct()),
+        dynamic_metadata: Some(metadata),
         http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
             headers,
             ..Default::default()
@@ -71,28 +74,34 @@ pub fn allow(
         headers.push(overwrite(impersonation::UID, uid));
     }
 
-    let mut extra = identity.extra.clone();
-    for (k, v) in request_extras {
-        match extra.iter_mut().find(|(key, _)| key == k) {
-            Some((_, values)) => values.push((*v).to_owned()),
-            None => extra.push(((*k).to_owned(), vec![(*v).to_owned()])),
+    // Per-request extras are rare; only then is the identity's list copied.
+    let extra: Cow<'_, [(String, Vec<String>)]> = if request_extras.is_empty() {
+        Cow::Borrowed(&identity.extra)
+    } else {
+        let mut merged = identity.extra.clone();
+        for (k, v) in request_extras {
+            match merged.iter_mut().find(|(key, _)| key == k) {
+                Some((_, values)) => values.push((*v).to_owned()),
+                None => merged.push(((*k).to_owned(), vec![(*v).to_owned()])),
+            }
         }
-    }
-    let metadata = IdentityMetadata {
-        mode: Mode::Impersonate,
-        user: identity.user.clone(),
-        issuer: identity.issuer.clone(),
-        uid: identity.uid.clone(),
-        groups: identity.groups.clone(),
-        extra,
+        Cow::Owned(merged)
     };
-    ok(&metadata, headers)
+    let metadata = IdentityView {
+        mode: Mode::Impersonate,
+        user: &identity.user,
+        issuer: &identity.issuer,
+        uid: identity.uid.as_deref(),
+        groups: &identity.groups,
+        extra: &extra,
+    };
+    ok(metadata.to_struct(), headers)
 }
 
 /// An allowed passthrough request: the caller's own token goes upstream
 /// unchanged, with no impersonation.
 pub fn allow_passthrough(user: &str) -> CheckResponse {
-    ok(&IdentityMetadata::passthrough(user), Vec::new())
+    ok(IdentityMetadata::passthrough(user).to_struct(), Vec::new())
 }
 
 /// A denied request, answered by Envoy with a Kubernetes `Status` body.
