@@ -4,6 +4,7 @@ install)."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import helm_python as helm
@@ -102,3 +103,18 @@ def render_case(chart):
         return cache[case]
 
     return _render
+
+
+def check_generated_section(path: pathlib.Path, begin: str, end: str, body: str, what: str) -> None:
+    """The part of `path` between the markers `begin` and `end` must be
+    `body`; with UPDATE_GOLDEN set it is rewritten instead."""
+    text = path.read_text()
+    assert begin in text and end in text, f"{path.name} lost its {what} markers"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    want = head + begin + body + end + tail
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(want)
+    assert path.read_text() == want, (
+        f"the {what} of {path} is out of date: run UPDATE_GOLDEN=1 .venv/bin/pytest tests/chart"
+    )

@@ -6,11 +6,10 @@ what is committed. Regenerate with UPDATE_GOLDEN=1 .venv/bin/pytest tests/chart
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import yaml
-from chart_helpers import CHART_DIR
+from chart_helpers import CHART_DIR, check_generated_section
 
 BEGIN = "<!-- values table: generated from values.yaml by tests/chart/test_chart_readme.py -->\n"
 END = "<!-- end of values table -->\n"
@@ -85,15 +84,4 @@ def test_every_schema_key_is_documented():
 
 
 def test_readme_values_table_is_current():
-    readme_path = CHART_DIR / "README.md"
-    readme = readme_path.read_text()
-    assert BEGIN in readme and END in readme, "README.md lost its values-table markers"
-    head, _, rest = readme.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    want = head + BEGIN + _table() + END + tail
-    if os.environ.get("UPDATE_GOLDEN"):
-        readme_path.write_text(want)
-    assert readme_path.read_text() == want, (
-        "the values table of helm/kube-oidc-authz/README.md is out of date: "
-        "run UPDATE_GOLDEN=1 .venv/bin/pytest tests/chart"
-    )
+    check_generated_section(CHART_DIR / "README.md", BEGIN, END, _table(), "values table")

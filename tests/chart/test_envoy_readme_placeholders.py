@@ -6,9 +6,7 @@ UPDATE_GOLDEN=1 .venv/bin/pytest tests/chart
 
 from __future__ import annotations
 
-import os
-
-from chart_helpers import ROOT, placeholders
+from chart_helpers import ROOT, check_generated_section, placeholders
 
 README = ROOT / "envoy" / "README.md"
 BEGIN = "<!-- placeholder table: generated from placeholders.yaml by tests/chart/test_envoy_readme_placeholders.py -->\n"
@@ -45,13 +43,4 @@ def test_envoy_readme_lists_every_placeholder_with_its_pod_value():
 
 
 def test_envoy_readme_placeholder_table_is_current():
-    readme = README.read_text()
-    assert BEGIN in readme and END in readme, "envoy/README.md lost its placeholder-table markers"
-    head, _, rest = readme.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    want = head + BEGIN + _table() + END + tail
-    if os.environ.get("UPDATE_GOLDEN"):
-        README.write_text(want)
-    assert README.read_text() == want, (
-        "the placeholder table of envoy/README.md is out of date: run UPDATE_GOLDEN=1 .venv/bin/pytest tests/chart"
-    )
+    check_generated_section(README, BEGIN, END, _table(), "placeholder table")
