@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 CARGO ?= cargo
+# Where cargo builds; follows CARGO_TARGET_DIR when it is set.
+TARGET_DIR := $(abspath $(or $(CARGO_TARGET_DIR),target))
 
 export ENVOY_BIN := $(CURDIR)/$(VENV)/bin/envoy
 
@@ -30,8 +32,8 @@ release:
 	$(CARGO) build --locked --workspace --release
 
 demo: setup release
-	./target/release/kube-oidc-dev --log-format text demo --envoy $(ENVOY_BIN) --dir .demo \
-		--product-bin ./target/release/kube-oidc-authz $(DEMO_ARGS)
+	$(TARGET_DIR)/release/kube-oidc-dev --log-format text demo --envoy $(ENVOY_BIN) --dir .demo \
+		--product-bin $(TARGET_DIR)/release/kube-oidc-authz $(DEMO_ARGS)
 
 lint: setup
 	$(CARGO) fmt --all -- --check
@@ -43,8 +45,8 @@ test-rust:
 	$(CARGO) test --locked --workspace
 
 test-python: setup build
-	KUBE_OIDC_AUTHZ_BIN=$(CURDIR)/target/debug/kube-oidc-authz \
-	KUBE_OIDC_DEV_BIN=$(CURDIR)/target/debug/kube-oidc-dev \
+	KUBE_OIDC_AUTHZ_BIN=$(TARGET_DIR)/debug/kube-oidc-authz \
+	KUBE_OIDC_DEV_BIN=$(TARGET_DIR)/debug/kube-oidc-dev \
 	$(VENV)/bin/pytest -q
 
 test: setup lint test-rust test-python
@@ -58,9 +60,9 @@ bench: release
 bench-envoy: setup release
 	@command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk"; exit 1; }
 	$(CARGO) build --locked --release --example allow_all_ext_authz
-	KUBE_OIDC_AUTHZ_BIN=$(CURDIR)/target/release/kube-oidc-authz \
-	KUBE_OIDC_DEV_BIN=$(CURDIR)/target/release/kube-oidc-dev \
-	ALLOW_ALL_BIN=$(CURDIR)/target/release/examples/allow_all_ext_authz \
+	KUBE_OIDC_AUTHZ_BIN=$(TARGET_DIR)/release/kube-oidc-authz \
+	KUBE_OIDC_DEV_BIN=$(TARGET_DIR)/release/kube-oidc-dev \
+	ALLOW_ALL_BIN=$(TARGET_DIR)/release/examples/allow_all_ext_authz \
 	$(VENV)/bin/python benches/envoy/compare.py --duration 8 --rounds 3
 
 # Every cargo-fuzz target for FUZZ_SECONDS each (not part of `make test`).
