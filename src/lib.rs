@@ -13,7 +13,8 @@
 //!    and [`boolean`] (the one Go grammar of every duration and boolean
 //!    flag), [`secret`]
 //!    (strings `Debug` never shows), [`tls`] (HTTPS clients trusting a
-//!    given CA), [`clock`] (the one `now`, injectable so tests need not
+//!    given CA), [`tls_listener`] (mutual TLS for the gRPC listeners that
+//!    leave loopback), [`clock`] (the one `now`, injectable so tests need not
 //!    sleep), [`telemetry`] (logs and OTLP traces), [`shutdown`] (the
 //!    drain signal).
 //! 2. The vocabulary: [`k8s`] (Kubernetes `Status`, `UserInfo`, request
@@ -63,3 +64,4 @@ pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod tls_listener;

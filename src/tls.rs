@@ -1,6 +1,7 @@
-//! TLS as the product uses it: as a client only (OIDC discovery and JWKS,
-//! TokenReview, the CSE API), trusting a given CA bundle. The product serves
-//! no TLS itself; Envoy terminates it.
+//! TLS as a client (OIDC discovery and JWKS, TokenReview, the CSE API),
+//! trusting a given CA bundle. Clients' TLS ends at Envoy; the product
+//! serves TLS only on a gRPC listener that leaves loopback
+//! ([`crate::tls_listener`]).
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;

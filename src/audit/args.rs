@@ -64,6 +64,23 @@ pub struct AuditArgs {
     #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_ALS_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub als_allow_remote: bool,
 
+    /// Serving certificate chain (PEM) of the access-log service. With
+    /// `--als-tls-key-file` and `--als-tls-client-ca-file` it speaks TLS and
+    /// admits only callers presenting a certificate from that CA, which
+    /// lets it listen beyond loopback without `--als-allow-remote`.
+    /// Reloaded when the files change.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_ALS_TLS_CERT_FILE")]
+    pub als_tls_cert_file: Option<PathBuf>,
+
+    /// Private key (PEM) of `--als-tls-cert-file`.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_ALS_TLS_KEY_FILE")]
+    pub als_tls_key_file: Option<PathBuf>,
+
+    /// CA bundle (PEM) whose client certificates the access-log service
+    /// admits.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_AUDIT_ALS_TLS_CLIENT_CA_FILE")]
+    pub als_tls_client_ca_file: Option<PathBuf>,
+
     /// Base URL of the Cloud Secure Edge REST API: `https://`, or `http://`
     /// only to a loopback address (a local stand-in API, as the tests and
     /// the demo run); anything else exits 64.

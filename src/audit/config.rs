@@ -9,6 +9,7 @@ use super::args::AuditArgs;
 use super::batch::BatchConfig;
 use super::cse::{CseConfig, RefreshToken, Secret};
 use super::truncate::Limits;
+use crate::tls_listener::MtlsFiles;
 
 /// The validated configuration of the forwarder.
 #[derive(Debug, Clone)]
@@ -17,6 +18,8 @@ pub struct Config {
     pub webhook_max_body_bytes: usize,
     pub http_address: SocketAddr,
     pub als_address: SocketAddr,
+    /// Mutual TLS on the access-log service, when configured.
+    pub als_tls: Option<MtlsFiles>,
     pub cse: CseConfig,
     pub batch: BatchConfig,
     pub buffer_events: usize,
@@ -44,6 +47,7 @@ impl Config {
             webhook_max_body_bytes: args.webhook_max_body_bytes,
             http_address: args.http_address,
             als_address: args.als_address,
+            als_tls: None,
             cse: CseConfig {
                 restapi_url: args.restapi_url.trim_end_matches('/').to_owned(),
                 events_path: args.restapi_events_path.clone(),
@@ -83,9 +87,16 @@ impl AuditArgs {
                 self.webhook_address
             ));
         }
-        if !self.als_allow_remote && !self.als_address.ip().is_loopback() {
+        let als_tls = MtlsFiles::from_flags(
+            "--als-tls",
+            self.als_tls_cert_file.as_deref(),
+            self.als_tls_key_file.as_deref(),
+            self.als_tls_client_ca_file.as_deref(),
+            &mut errors,
+        );
+        if als_tls.is_none() && !self.als_allow_remote && !self.als_address.ip().is_loopback() {
             errors.push(format!(
-                "--als-address {}: the access log service is unauthenticated and must listen on a loopback address (set --als-allow-remote=true to override)",
+                "--als-address {}: the access log service writes audit events for whoever reaches it, so it listens on a loopback address only, unless it requires client certificates (--als-tls-cert-file, --als-tls-key-file, --als-tls-client-ca-file) or --als-allow-remote=true is set",
                 self.als_address
             ));
         }
@@ -194,7 +205,10 @@ impl AuditArgs {
             );
         }
         match refresh {
-            Some(refresh) if errors.is_empty() => Ok(Config::from_parts(self, refresh)),
+            Some(refresh) if errors.is_empty() => Ok(Config {
+                als_tls,
+                ..Config::from_parts(self, refresh)
+            }),
             _ => Err(errors),
         }
     }

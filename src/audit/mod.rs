@@ -49,6 +49,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::RunError;
+use crate::tls_listener::MtlsAcceptor;
 use buffer::Buffer;
 pub use config::Config;
 use metrics::Metrics;
@@ -71,11 +72,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let config = args.validate().map_err(RunError::Config)?;
-    for (flag, addr) in [
-        ("--webhook-address", config.webhook_address),
-        ("--als-address", config.als_address),
+    for (flag, addr, mtls) in [
+        ("--webhook-address", config.webhook_address, false),
+        (
+            "--als-address",
+            config.als_address,
+            config.als_tls.is_some(),
+        ),
     ] {
-        if !addr.ip().is_loopback() {
+        if !mtls && !addr.ip().is_loopback() {
             tracing::warn!(
                 flag,
                 address = %addr,
@@ -158,14 +163,33 @@ pub async fn serve(
         ),
         until_draining(draining.clone()),
     ));
-    let als_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(als::AlsService::new(intake, draining.clone()).into_server())
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listeners.als),
-                until_draining(draining.clone()),
-            ),
-    );
+    let als_tls = match &config.als_tls {
+        Some(files) => Some(
+            MtlsAcceptor::load("access-log", files.clone())
+                .map_err(|e| RunError::Config(vec![format!("--als-tls-*: {e}")]))?,
+        ),
+        None => None,
+    };
+    let als_router = tonic::transport::Server::builder()
+        .add_service(als::AlsService::new(intake, draining.clone()).into_server());
+    let als_stop = until_draining(draining.clone());
+    let als_server = tokio::spawn(async move {
+        match als_tls {
+            Some(tls) => {
+                als_router
+                    .serve_with_incoming_shutdown(tls.incoming(listeners.als), als_stop)
+                    .await
+            }
+            None => {
+                als_router
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::TcpListenerStream::new(listeners.als),
+                        als_stop,
+                    )
+                    .await
+            }
+        }
+    });
     let batcher = tokio::spawn(batch::run(
         buffer.clone(),
         client,

@@ -25,6 +25,23 @@ pub struct AuthzArgs {
     #[arg(long, env = "KUBE_OIDC_AUTHZ_GRPC_ALLOW_REMOTE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub grpc_allow_remote: bool,
 
+    /// Serving certificate chain (PEM) of the Check port. With
+    /// `--grpc-tls-key-file` and `--grpc-tls-client-ca-file` the port speaks
+    /// TLS and admits only callers presenting a certificate from that CA,
+    /// which lets it listen beyond loopback without `--grpc-allow-remote`.
+    /// Reloaded when the files change.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_GRPC_TLS_CERT_FILE")]
+    pub grpc_tls_cert_file: Option<PathBuf>,
+
+    /// Private key (PEM) of `--grpc-tls-cert-file`.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_GRPC_TLS_KEY_FILE")]
+    pub grpc_tls_key_file: Option<PathBuf>,
+
+    /// CA bundle (PEM) whose client certificates the Check port admits; use
+    /// a CA that signs your gateway's client certificate alone.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_GRPC_TLS_CLIENT_CA_FILE")]
+    pub grpc_tls_client_ca_file: Option<PathBuf>,
+
     /// Address for /healthz, /readyz and /metrics.
     #[arg(
         long,

@@ -41,6 +41,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::error::RunError;
 use crate::shutdown::Shared;
+use crate::tls_listener::MtlsAcceptor;
 use authorizer::Authorizer;
 use config::Config;
 use metrics::AuthzMetrics;
@@ -59,7 +60,7 @@ pub async fn run(
     let config = Config::from_args(&args).map_err(RunError::Config)?;
     let upstream = UpstreamToken::load(&config.upstream_token_file)
         .map_err(|e| RunError::Config(vec![format!("--upstream-token-file: {e}")]))?;
-    if !args.grpc_address.ip().is_loopback() {
+    if config.grpc_tls.is_none() && !args.grpc_address.ip().is_loopback() {
         tracing::warn!(
             grpc = %args.grpc_address,
             "the Check port listens beyond loopback (--grpc-allow-remote): allowed answers carry the proxy's service-account token; admit only your gateway"
@@ -111,17 +112,38 @@ pub async fn serve(
         shutdown.wait(),
     ));
 
+    let tls = match &config.grpc_tls {
+        Some(files) => Some(
+            MtlsAcceptor::load("check", files.clone())
+                .map_err(|e| RunError::Config(vec![format!("--grpc-tls-*: {e}")]))?,
+        ),
+        None => None,
+    };
     let grpc_addr = grpc.local_addr().ok();
-    let incoming = TcpListenerStream::new(grpc).map_ok(|s| {
-        let _ = s.set_nodelay(true);
-        s
-    });
-    let grpc_server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(AuthorizationServer::new(CheckService(Arc::clone(
             &authorizer,
-        ))))
-        .serve_with_incoming_shutdown(incoming, shutdown.wait());
+        ))));
+    let grpc_shutdown = shutdown.wait();
+    let grpc_server = async move {
+        match tls {
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(tls.incoming(grpc), grpc_shutdown)
+                    .await
+            }
+            None => {
+                let incoming = TcpListenerStream::new(grpc).map_ok(|s| {
+                    let _ = s.set_nodelay(true);
+                    s
+                });
+                router
+                    .serve_with_incoming_shutdown(incoming, grpc_shutdown)
+                    .await
+            }
+        }
+    };
 
     let http_addr = http.local_addr().ok();
     let ops = crate::serve::serve_router(
@@ -129,7 +151,7 @@ pub async fn serve(
         crate::serve::ops_router(ready, Arc::new(registry)),
         shutdown.wait(),
     );
-    tracing::info!(grpc = ?grpc_addr, http = ?http_addr, issuers = config.issuers.len(), "authz service listening");
+    tracing::info!(grpc = ?grpc_addr, grpc_mtls = config.grpc_tls.is_some(), http = ?http_addr, issuers = config.issuers.len(), "authz service listening");
     let (g, h) = tokio::join!(grpc_server, ops);
     background.shutdown().await;
     g.context("grpc server")?;

@@ -11,6 +11,7 @@ mod support;
 mod cache_bound;
 mod cache_expiry;
 mod check_grpc;
+mod check_port_mtls;
 mod config_errors;
 mod key_rotation;
 mod keys_stay_on_https;

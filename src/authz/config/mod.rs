@@ -16,6 +16,7 @@ use ipnet::IpNet;
 
 use super::args::AuthzArgs;
 
+use crate::tls_listener::MtlsFiles;
 pub use authn_file::parse_authentication_config;
 pub use issuer::{ClaimMapping, IssuerConfig, legacy_username_prefix};
 
@@ -33,6 +34,8 @@ pub struct Config {
     pub cache_max_entries: u64,
     pub jwks_min_refresh_interval: Duration,
     pub jwks_refresh_interval: Duration,
+    /// Mutual TLS on the Check port, when configured.
+    pub grpc_tls: Option<MtlsFiles>,
 }
 
 /// Token passthrough: tokens that are not ours go to a TokenReview.
@@ -107,9 +110,16 @@ impl Config {
             None
         };
 
-        if !args.grpc_allow_remote && !args.grpc_address.ip().is_loopback() {
+        let grpc_tls = MtlsFiles::from_flags(
+            "--grpc-tls",
+            args.grpc_tls_cert_file.as_deref(),
+            args.grpc_tls_key_file.as_deref(),
+            args.grpc_tls_client_ca_file.as_deref(),
+            &mut errors,
+        );
+        if grpc_tls.is_none() && !args.grpc_allow_remote && !args.grpc_address.ip().is_loopback() {
             errors.push(format!(
-                "--grpc-address {}: allowed Checks carry the proxy's service-account token, so the Check port listens on a loopback address only (set --grpc-allow-remote=true, with a NetworkPolicy or firewall that admits your gateway alone, to override)",
+                "--grpc-address {}: allowed Checks carry the proxy's service-account token, so the Check port listens on a loopback address only, unless it requires client certificates (--grpc-tls-cert-file, --grpc-tls-key-file, --grpc-tls-client-ca-file) or --grpc-allow-remote=true is set with a NetworkPolicy or firewall that admits your gateway alone",
                 args.grpc_address
             ));
         }
@@ -141,6 +151,7 @@ impl Config {
             cache_max_entries: args.cache_max_entries,
             jwks_min_refresh_interval: args.jwks_min_refresh_interval,
             jwks_refresh_interval: args.jwks_refresh_interval,
+            grpc_tls,
         })
     }
 }
