@@ -299,8 +299,9 @@ mod tests {
 
     #[test]
     fn flags_go_together() {
+        type Case<'a> = (Option<&'a Path>, Option<&'a Path>, Option<&'a Path>, bool);
         let p = Path::new("/nonexistent");
-        let table: &[(Option<&Path>, Option<&Path>, Option<&Path>, bool)] = &[
+        let table: &[Case] = &[
             (None, None, None, false),
             (Some(p), None, None, true),
             (None, Some(p), Some(p), true),

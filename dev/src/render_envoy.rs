@@ -13,8 +13,8 @@ use crate::envoy_config::{Placeholders, Preset, Templates, parse_assignment};
 /// Flags of `kube-oidc-dev render-envoy`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RenderEnvoyArgs {
-    /// Folder to write envoy.yaml, sds-tls.yaml and impersonation.lua into;
-    /// created if missing.
+    /// Folder to write envoy.yaml, sds-tls.yaml and impersonation.lua into
+    /// (and sds-authz-client.yaml with --remote-authz); created if missing.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// The values to start from (envoy/placeholders.yaml): the Kubernetes
@@ -29,6 +29,11 @@ pub struct RenderEnvoyArgs {
     /// this binary.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// For an authz service and audit forwarder apart from Envoy: their
+    /// clusters from remote-authz.yaml (mutual TLS), and
+    /// sds-authz-client.yaml beside envoy.yaml.
+    #[arg(long)]
+    pub remote_authz: bool,
 }
 
 /// Renders and writes the files. An unknown `--set` name or a template that
@@ -42,9 +47,12 @@ pub fn run(args: &RenderEnvoyArgs) -> Result<(), RunError> {
     };
     let mut values = table.values(args.preset);
     values.extend(args.set.iter().cloned());
-    let rendered = templates
-        .render(&table, &values)
-        .map_err(RunError::Config)?;
+    let rendered = if args.remote_authz {
+        templates.render_remote_authz(&table, &values)
+    } else {
+        templates.render(&table, &values)
+    }
+    .map_err(RunError::Config)?;
     rendered.write(&args.out)?;
     Ok(())
 }

@@ -156,6 +156,7 @@ def _merge(a: dict, b: dict) -> dict:
         # Authz-only answers carry the proxy's token: callers must be restricted.
         (_merge(BASE, {"envoy": {"enabled": False}}), "networkPolicy.ingressFrom, or set authzService.allowAnyClient=true"),
         (_merge(BASE, {"envoy": {"enabled": False}, "networkPolicy": {"enabled": True}}), "authzService.allowAnyClient"),
+        (_merge(BASE, {"authzService": {"mtls": {"secretName": "authz-mtls"}}}), "authzService.mtls.secretName applies to authz-only mode"),
         (_merge(BASE, {"autoscaling": {"enabled": True}}), "autoscaling.enabled needs CPU requests"),
     ],
 )
@@ -228,6 +229,29 @@ def test_listeners_beyond_loopback_are_an_explicit_opt_in(render_case):
     assert "--webhook-address=127.0.0.1:8082" in audit
     assert not [a for a in audit if a.startswith("--webhook-allow-remote")]
     assert remote.one("NetworkPolicy")["spec"]["ingress"][0]["from"]
+
+
+def test_authz_only_mode_with_mutual_tls_needs_no_network_policy(chart):
+    # The client certificate, not the CNI, keeps other callers out: no
+    # opt-in flag, no NetworkPolicy required, the Secret in both containers.
+    r = render(chart, _merge(BASE, {
+        "envoy": {"enabled": False},
+        "auditProxy": {"serviceName": "s", "existingSecret": "cse"},
+        "authzService": {"mtls": {"secretName": "authz-mtls"}},
+    }))
+    authz, audit = r.container("authz"), r.container("audit-forwarder")
+    d = "/etc/kube-oidc-authz/authz-mtls"
+    assert [a for a in authz["args"] if a.startswith("--grpc-tls-") or "allow-remote" in a] == [
+        f"--grpc-tls-cert-file={d}/tls.crt", f"--grpc-tls-key-file={d}/tls.key", f"--grpc-tls-client-ca-file={d}/ca.crt",
+    ]
+    assert [a for a in audit["args"] if a.startswith("--als-tls-") or "allow-remote" in a] == [
+        f"--als-tls-cert-file={d}/tls.crt", f"--als-tls-key-file={d}/tls.key", f"--als-tls-client-ca-file={d}/ca.crt",
+    ]
+    for c in (authz, audit):
+        assert {"name": "authz-mtls", "mountPath": d, "readOnly": True} in c["volumeMounts"], c["name"]
+    volumes = r.one("Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "authz-mtls", "secret": {"secretName": "authz-mtls"}} in volumes
+    assert not r.all("NetworkPolicy")
 
 
 @pytest.mark.parametrize("kind", ["ClusterIP", "NodePort", "LoadBalancer"])

@@ -23,7 +23,7 @@ def _rendered(out: Path, *args: str) -> Path:
     return out
 
 
-def _validate(tmp_path: Path, pem_dir: Path, envoy_yaml: str, sds_yaml: str) -> None:
+def _validate(tmp_path: Path, pem_dir: Path, envoy_yaml: str, sds_yaml: str, client_sds_yaml: str | None = None) -> None:
     """Runs `envoy --mode validate` on a config whose in-pod file paths are
     moved under tmp_path, where the files they name exist."""
     root = tmp_path / "root"
@@ -45,6 +45,13 @@ def _validate(tmp_path: Path, pem_dir: Path, envoy_yaml: str, sds_yaml: str) -> 
     envoy_dir.mkdir(parents=True)
     shutil.copy(ENVOY_DIR / "impersonation.lua", envoy_dir / "impersonation.lua")
     (envoy_dir / "sds-tls.yaml").write_text(sds_yaml)
+    if client_sds_yaml is not None:
+        client = root / "etc/kube-oidc-authz/authz-client"
+        client.mkdir(parents=True)
+        shutil.copy(pem_dir / "issuer.crt", client / "tls.crt")
+        shutil.copy(pem_dir / "issuer.key", client / "tls.key")
+        shutil.copy(pem_dir / "ca.crt", client / "ca.crt")
+        (envoy_dir / "sds-authz-client.yaml").write_text(local(client_sds_yaml))
     (envoy_dir / "envoy.yaml").write_text(envoy_yaml)
     r = subprocess.run(
         [str(envoy_binary()), "--mode", "validate", "-c", str(envoy_dir / "envoy.yaml"), "--log-level", "error"],
@@ -59,6 +66,18 @@ def test_template_with_pod_defaults_validates(tmp_path, stack):
     out = _rendered(tmp_path / "render", "--preset", "pod")
     assert (out / "impersonation.lua").read_text() == (ENVOY_DIR / "impersonation.lua").read_text()
     _validate(tmp_path, stack.dir / "issuer", (out / "envoy.yaml").read_text(), (out / "sds-tls.yaml").read_text())
+
+
+def test_remote_authz_render_with_pod_defaults_validates(tmp_path, stack):
+    """envoy/remote-authz.yaml's clusters (mutual TLS to an authz service
+    apart from Envoy) in place of envoy.yaml's."""
+    out = _rendered(tmp_path / "render", "--preset", "pod", "--remote-authz")
+    envoy_yaml = (out / "envoy.yaml").read_text()
+    assert "authz_client_certificate" in envoy_yaml
+    _validate(
+        tmp_path, stack.dir / "issuer", envoy_yaml, (out / "sds-tls.yaml").read_text(),
+        (out / "sds-authz-client.yaml").read_text(),
+    )
 
 
 def test_compose_render_validates(tmp_path, stack):
@@ -109,6 +128,8 @@ def test_rendering_is_strict(template, values, message, tmp_path):
     (templates / "envoy.yaml").write_text(template)
     (templates / "sds-tls.yaml").write_text("")
     (templates / "impersonation.lua").write_text("")
+    (templates / "remote-authz.yaml").write_text("")
+    (templates / "sds-authz-client.yaml").write_text("")
     sets = [a for name, value in values.items() for a in ("--set", f"{name}={value}")]
     r = render_envoy(tmp_path / "out", "--templates", str(templates), "--preset", "none", *sets)
     assert r.returncode == 64, (r.returncode, r.stderr)

@@ -23,6 +23,7 @@ pub(super) async fn start(
     dir: &Path,
     als_port: u16,
     batch_max_wait: &str,
+    extra_args: &[String],
     roles: &mut Roles,
 ) -> anyhow::Result<Option<AuditInfo>> {
     let [cse_port, http_port, webhook_port] = free_ports()?;
@@ -59,28 +60,30 @@ pub(super) async fn start(
         roles.forget("cse");
         return Ok(None);
     }
+    let mut argv: Vec<String> = vec![
+        "audit-forwarder".into(),
+        "--webhook-address".into(),
+        loopback(webhook_port),
+        "--http-address".into(),
+        loopback(http_port),
+        "--als-address".into(),
+        loopback(als_port),
+        "--restapi-url".into(),
+        cse_url.clone(),
+        "--service-name".into(),
+        SERVICE_NAME.into(),
+        "--refresh-token-file".into(),
+        refresh_token_file.display().to_string(),
+        "--audit-spool-dir".into(),
+        dir.join("audit-spool").display().to_string(),
+        "--audit-batch-max-wait".into(),
+        batch_max_wait.into(),
+    ];
+    argv.extend(extra_args.iter().cloned());
     roles.spawn(
         "audit-forwarder",
         &bins.product,
-        &[
-            "audit-forwarder".into(),
-            "--webhook-address".into(),
-            loopback(webhook_port),
-            "--http-address".into(),
-            loopback(http_port),
-            "--als-address".into(),
-            loopback(als_port),
-            "--restapi-url".into(),
-            cse_url.clone(),
-            "--service-name".into(),
-            SERVICE_NAME.into(),
-            "--refresh-token-file".into(),
-            refresh_token_file.display().to_string(),
-            "--audit-spool-dir".into(),
-            dir.join("audit-spool").display().to_string(),
-            "--audit-batch-max-wait".into(),
-            batch_max_wait.into(),
-        ],
+        &argv,
         &[
             ("webhook", loopback(webhook_port)),
             ("http", loopback(http_port)),

@@ -8,9 +8,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::manifest::EnvoyInfo;
+use super::mtls::{self, MtlsFiles};
 use super::roles::{Roles, get_ok, loopback};
 use crate::certs::{DevCa, write_pem};
-use crate::envoy_config::{ENVOY_FILE, LUA_FILE, Placeholders, Preset, SDS_FILE, Templates};
+use crate::envoy_config::{
+    AUTHZ_CLIENT_SDS_FILE, ENVOY_FILE, LUA_FILE, Placeholders, Preset, SDS_FILE, Templates,
+};
 
 /// How often Envoy writes its buffered access log to logs/envoy.log.
 const ACCESS_LOG_FLUSH_MSEC: &str = "200";
@@ -32,6 +35,7 @@ pub(super) async fn start(
     dir: &Path,
     ports: &Ports,
     apiserver_ca: &Path,
+    mtls: Option<&MtlsFiles>,
     overrides: &[(String, String)],
     roles: &mut Roles,
 ) -> anyhow::Result<EnvoyInfo> {
@@ -67,11 +71,35 @@ pub(super) async fn start(
     ] {
         values.insert(k.to_owned(), v);
     }
+    if let Some(m) = mtls {
+        for (k, v) in [
+            ("AUTHZ_TLS_SERVER_NAME", mtls::SERVER_NAME.to_owned()),
+            (
+                "AUTHZ_TLS_CLIENT_CERT_FILE",
+                path(&m.client_dir.join("tls.crt")),
+            ),
+            (
+                "AUTHZ_TLS_CLIENT_KEY_FILE",
+                path(&m.client_dir.join("tls.key")),
+            ),
+            ("AUTHZ_TLS_CA_FILE", path(&m.client_dir.join("ca.crt"))),
+            ("AUTHZ_TLS_WATCH_DIR", path(&m.client_dir)),
+            (
+                "AUTHZ_TLS_SDS_FILE",
+                path(&config_dir.join(AUTHZ_CLIENT_SDS_FILE)),
+            ),
+        ] {
+            values.insert(k.to_owned(), v);
+        }
+    }
     values.extend(overrides.iter().cloned());
-    Templates::shipped()
-        .render(&table, &values)
-        .map_err(|errors| anyhow::anyhow!("render the Envoy configuration: {}", errors.join("; ")))?
-        .write(&config_dir)?;
+    let templates = Templates::shipped();
+    match mtls {
+        Some(_) => templates.render_remote_authz(&table, &values),
+        None => templates.render(&table, &values),
+    }
+    .map_err(|errors| anyhow::anyhow!("render the Envoy configuration: {}", errors.join("; ")))?
+    .write(&config_dir)?;
 
     let config = config_dir.join(ENVOY_FILE);
     roles.spawn(

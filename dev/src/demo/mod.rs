@@ -21,6 +21,7 @@
 mod audit;
 mod envoy;
 pub mod manifest;
+mod mtls;
 mod roles;
 
 use std::future::Future;
@@ -65,6 +66,11 @@ pub struct DemoArgs {
     /// Run without the audit forwarder and the stand-in CSE API.
     #[arg(long)]
     pub no_audit: bool,
+    /// Run the Check port and the access-log input with mutual TLS, as
+    /// where they run apart from Envoy: certificates from a CA of the
+    /// demo's own, and Envoy's clusters from envoy/remote-authz.yaml.
+    #[arg(long)]
+    pub authz_mtls: bool,
     /// How long the audit forwarder may hold a batch: short, so events show
     /// up while one watches (the product default is five minutes).
     #[arg(long, default_value = "10s")]
@@ -232,6 +238,14 @@ async fn start(bins: &Bins, dir: &Path, args: &DemoArgs, roles: &mut Roles) -> a
         "--apiserver-ca-file".into(),
         s(&apiserver.ca_file),
     ];
+    let mtls = if args.authz_mtls {
+        Some(mtls::generate(dir)?)
+    } else {
+        None
+    };
+    if let Some(m) = &mtls {
+        authz_args.extend(m.server_flags("--grpc-tls"));
+    }
     authz_args.extend(args.authz_args.iter().cloned());
     roles.spawn(
         "authz",
@@ -246,7 +260,19 @@ async fn start(bins: &Bins, dir: &Path, args: &DemoArgs, roles: &mut Roles) -> a
     let audit = if args.no_audit {
         None
     } else {
-        audit::start(bins, dir, als_port, &args.audit_batch_max_wait, roles).await?
+        let als_flags = mtls
+            .as_ref()
+            .map(|m| m.server_flags("--als-tls"))
+            .unwrap_or_default();
+        audit::start(
+            bins,
+            dir,
+            als_port,
+            &args.audit_batch_max_wait,
+            &als_flags,
+            roles,
+        )
+        .await?
     };
 
     let ports = envoy::Ports {
@@ -261,6 +287,7 @@ async fn start(bins: &Bins, dir: &Path, args: &DemoArgs, roles: &mut Roles) -> a
         dir,
         &ports,
         &apiserver.ca_file,
+        mtls.as_ref(),
         &args.envoy_set,
         roles,
     )

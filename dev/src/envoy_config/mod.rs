@@ -24,19 +24,27 @@ pub const ENVOY_TEMPLATE: &str = include_str!("../../../envoy/envoy.yaml");
 pub const SDS_TEMPLATE: &str = include_str!("../../../envoy/sds-tls.yaml");
 /// The shipped Lua filter.
 pub const IMPERSONATION_LUA: &str = include_str!("../../../envoy/impersonation.lua");
+/// The clusters for an authz service apart from Envoy, over mutual TLS.
+pub const REMOTE_AUTHZ_TEMPLATE: &str = include_str!("../../../envoy/remote-authz.yaml");
+/// The SDS template of Envoy's client certificate for those clusters.
+pub const AUTHZ_CLIENT_SDS_TEMPLATE: &str = include_str!("../../../envoy/sds-authz-client.yaml");
 
 /// File names of a rendered set, the same as the templates' in `envoy/`.
 pub const ENVOY_FILE: &str = "envoy.yaml";
 pub const SDS_FILE: &str = "sds-tls.yaml";
 pub const LUA_FILE: &str = "impersonation.lua";
+pub const REMOTE_AUTHZ_FILE: &str = "remote-authz.yaml";
+pub const AUTHZ_CLIENT_SDS_FILE: &str = "sds-authz-client.yaml";
 
-/// The files of one Envoy set-up: the two templates and the Lua filter,
-/// which is copied as it is.
+/// The files of one Envoy set-up: the templates and the Lua filter, which
+/// is copied as it is.
 #[derive(Debug, Clone)]
 pub struct Templates {
     pub envoy: Cow<'static, str>,
     pub sds: Cow<'static, str>,
     pub lua: Cow<'static, str>,
+    pub remote_authz: Cow<'static, str>,
+    pub authz_client_sds: Cow<'static, str>,
 }
 
 impl Templates {
@@ -46,6 +54,8 @@ impl Templates {
             envoy: Cow::Borrowed(ENVOY_TEMPLATE),
             sds: Cow::Borrowed(SDS_TEMPLATE),
             lua: Cow::Borrowed(IMPERSONATION_LUA),
+            remote_authz: Cow::Borrowed(REMOTE_AUTHZ_TEMPLATE),
+            authz_client_sds: Cow::Borrowed(AUTHZ_CLIENT_SDS_TEMPLATE),
         }
     }
 
@@ -62,6 +72,8 @@ impl Templates {
             envoy: read(ENVOY_FILE)?,
             sds: read(SDS_FILE)?,
             lua: read(LUA_FILE)?,
+            remote_authz: read(REMOTE_AUTHZ_FILE)?,
+            authz_client_sds: read(AUTHZ_CLIENT_SDS_FILE)?,
         })
     }
 
@@ -90,10 +102,75 @@ impl Templates {
                 envoy,
                 sds,
                 lua: self.lua.to_string(),
+                authz_client_sds: None,
             }),
             (envoy, sds) => Err(envoy.err().into_iter().chain(sds.err()).collect()),
         }
     }
+
+    /// As [`Templates::render`], for an authz service and audit forwarder
+    /// apart from Envoy: `envoy.yaml`'s clusters for them are replaced by
+    /// those of `remote-authz.yaml` (mutual TLS), and
+    /// `sds-authz-client.yaml` is rendered beside it.
+    pub fn render_remote_authz(
+        &self,
+        table: &Placeholders,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Rendered, Vec<String>> {
+        let mut rendered = self.render(table, values)?;
+        let one = |file: &str, template: &str| {
+            table
+                .render(template, values)
+                .map_err(|e| format!("{file}: {e}"))
+        };
+        let (clusters, sds) = match (
+            one(REMOTE_AUTHZ_FILE, &self.remote_authz),
+            one(AUTHZ_CLIENT_SDS_FILE, &self.authz_client_sds),
+        ) {
+            (Ok(c), Ok(s)) => (c, s),
+            (c, s) => return Err(c.err().into_iter().chain(s.err()).collect()),
+        };
+        rendered.envoy = replace_clusters(&rendered.envoy, &clusters).map_err(|e| vec![e])?;
+        rendered.authz_client_sds = Some(sds);
+        Ok(rendered)
+    }
+}
+
+/// `envoy` (a rendered envoy.yaml) with each cluster of `clusters` (a
+/// rendered remote-authz.yaml) in place of its namesake. A cluster without
+/// a namesake is an error: the two files have drifted apart.
+fn replace_clusters(envoy: &str, clusters: &str) -> Result<String, String> {
+    use serde_yaml_ng::Value;
+    let mut doc: Value =
+        serde_yaml_ng::from_str(envoy).map_err(|e| format!("{ENVOY_FILE}: {e}"))?;
+    let new: Value =
+        serde_yaml_ng::from_str(clusters).map_err(|e| format!("{REMOTE_AUTHZ_FILE}: {e}"))?;
+    let new = new
+        .get("clusters")
+        .and_then(Value::as_sequence)
+        .ok_or_else(|| format!("{REMOTE_AUTHZ_FILE}: no clusters list"))?;
+    let list = doc
+        .get_mut("static_resources")
+        .and_then(|r| r.get_mut("clusters"))
+        .and_then(Value::as_sequence_mut)
+        .ok_or_else(|| format!("{ENVOY_FILE}: no static_resources.clusters list"))?;
+    for cluster in new {
+        let name = cluster
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let slot = list
+            .iter_mut()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+            .ok_or_else(|| {
+                format!("{REMOTE_AUTHZ_FILE}: cluster {name:?} has no namesake in {ENVOY_FILE}")
+            })?;
+        *slot = cluster.clone();
+    }
+    let body = serde_yaml_ng::to_string(&doc).map_err(|e| format!("{ENVOY_FILE}: {e}"))?;
+    Ok(format!(
+        "# envoy.yaml with the clusters of {REMOTE_AUTHZ_FILE} (rendered; see envoy/ for the commented templates)\n{body}"
+    ))
 }
 
 /// A rendered set, ready to be written.
@@ -102,6 +179,8 @@ pub struct Rendered {
     pub envoy: String,
     pub sds: String,
     pub lua: String,
+    /// `sds-authz-client.yaml`, when rendered for a remote authz service.
+    pub authz_client_sds: Option<String>,
 }
 
 impl Rendered {
@@ -115,6 +194,10 @@ impl Rendered {
             (LUA_FILE, &self.lua),
         ] {
             let path = dir.join(name);
+            std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+        }
+        if let Some(text) = &self.authz_client_sds {
+            let path = dir.join(AUTHZ_CLIENT_SDS_FILE);
             std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
         }
         Ok(())
@@ -156,6 +239,8 @@ mod tests {
             envoy: "${B}".into(),
             sds: "${A".into(),
             lua: "".into(),
+            remote_authz: "".into(),
+            authz_client_sds: "".into(),
         };
         let errors = templates
             .render(&table, &table.values(Preset::Pod))
@@ -178,5 +263,58 @@ mod tests {
                 "value given for Y, which is not a known placeholder",
             ]
         );
+    }
+
+    #[test]
+    fn remote_authz_replaces_the_two_clusters_and_nothing_else() {
+        use serde_yaml_ng::Value;
+        let table = Placeholders::shipped().unwrap();
+        let values = table.values(Preset::Pod);
+        let templates = Templates::shipped();
+        let local = templates.render(&table, &values).unwrap();
+        let remote = templates.render_remote_authz(&table, &values).unwrap();
+        let clusters = |text: &str| -> Vec<Value> {
+            let doc: Value = serde_yaml_ng::from_str(text).unwrap();
+            doc["static_resources"]["clusters"]
+                .as_sequence()
+                .unwrap()
+                .clone()
+        };
+        let (before, after) = (clusters(&local.envoy), clusters(&remote.envoy));
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            let name = b["name"].as_str().unwrap();
+            assert_eq!(a["name"], b["name"]);
+            let tls = &a["transport_socket"]["typed_config"];
+            if ["kube_oidc_authz", "audit_forwarder"].contains(&name) {
+                assert_ne!(a, b, "{name}");
+                assert_eq!(
+                    tls["sni"],
+                    Value::from("kube-oidc-authz.kube-oidc-authz.svc"),
+                    "{name}"
+                );
+                assert_eq!(
+                    tls["common_tls_context"]["tls_certificate_sds_secret_configs"][0]["name"],
+                    Value::from("authz_client_certificate")
+                );
+            } else {
+                assert_eq!(a, b, "{name} changed");
+            }
+        }
+        let sds = remote.authz_client_sds.unwrap();
+        assert!(
+            sds.contains("/etc/kube-oidc-authz/authz-client/tls.crt"),
+            "{sds}"
+        );
+        assert!(local.authz_client_sds.is_none());
+    }
+
+    #[test]
+    fn a_remote_cluster_without_a_namesake_is_refused() {
+        let envoy = "static_resources:\n  clusters:\n  - name: a\n";
+        let err = replace_clusters(envoy, "clusters:\n- name: b\n").unwrap_err();
+        assert!(err.contains("\"b\" has no namesake"), "{err}");
+        let ok = replace_clusters(envoy, "clusters:\n- name: a\n  type: STATIC\n").unwrap();
+        assert!(ok.contains("type: STATIC"), "{ok}");
     }
 }

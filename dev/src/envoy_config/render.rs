@@ -66,7 +66,9 @@ impl Placeholders {
 #[cfg(test)]
 mod tests {
     use super::super::placeholders::Preset;
-    use super::super::{ENVOY_TEMPLATE, SDS_TEMPLATE};
+    use super::super::{
+        AUTHZ_CLIENT_SDS_TEMPLATE, ENVOY_TEMPLATE, REMOTE_AUTHZ_TEMPLATE, SDS_TEMPLATE,
+    };
     use super::*;
 
     fn vals(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -135,7 +137,12 @@ mod tests {
     fn shipped_templates_use_only_known_placeholders_and_render_with_each_preset() {
         let table = Placeholders::shipped().unwrap();
         for preset in [Preset::Pod, Preset::Compose] {
-            for template in [ENVOY_TEMPLATE, SDS_TEMPLATE] {
+            for template in [
+                ENVOY_TEMPLATE,
+                SDS_TEMPLATE,
+                REMOTE_AUTHZ_TEMPLATE,
+                AUTHZ_CLIENT_SDS_TEMPLATE,
+            ] {
                 let out = table.render(template, &table.values(preset)).unwrap();
                 assert!(!out.contains("${"), "placeholder left: {out}");
                 let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).unwrap();
@@ -148,11 +155,23 @@ mod tests {
         let table = Placeholders::shipped().unwrap();
         for (name, entry) in table.iter() {
             let token = format!("${{{name}}}");
-            let used = ENVOY_TEMPLATE.contains(&token) || SDS_TEMPLATE.contains(&token);
-            assert!(used, "{name} is never used");
-            let documented = ENVOY_TEMPLATE
-                .lines()
-                .any(|l| l.starts_with('#') && l.contains(&token) && l.contains(&entry.pod));
+            let templates = [
+                ENVOY_TEMPLATE,
+                SDS_TEMPLATE,
+                REMOTE_AUTHZ_TEMPLATE,
+                AUTHZ_CLIENT_SDS_TEMPLATE,
+            ];
+            // Used by a template, and listed with its default in the header
+            // of a template that uses it.
+            let users: Vec<&str> = templates
+                .into_iter()
+                .filter(|t| t.lines().any(|l| !l.starts_with('#') && l.contains(&token)))
+                .collect();
+            assert!(!users.is_empty(), "{name} is never used");
+            let documented = users.iter().any(|t| {
+                t.lines()
+                    .any(|l| l.starts_with('#') && l.contains(&token) && l.contains(&entry.pod))
+            });
             assert!(documented, "{name} is not documented with its default");
         }
     }

@@ -16,13 +16,19 @@ exactly this list.
 {{- /*
 Beside Envoy the gRPC port stays on loopback: only Envoy in the same pod may
 ask. Without Envoy it must listen on the pod's address, which the binary
-allows only with the explicit opt-in; the NetworkPolicy "validate" requires
-is what keeps other clients out, since allowed Checks carry the proxy's
-impersonating token.
+allows with mutual TLS (authzService.mtls.secretName: only your gateway's
+client certificate is answered) or with the explicit opt-in, where the
+NetworkPolicy "validate" requires is what keeps other clients out, since
+allowed Checks carry the proxy's impersonating token.
 */}}
 {{- $grpcHost := ternary "127.0.0.1" "0.0.0.0" (and $v.envoy.enabled true) }}
 {{- $args = append $args (printf "--grpc-address=%s:%d" $grpcHost (int $v.authz.grpcPort)) }}
-{{- if not $v.envoy.enabled }}
+{{- if and (not $v.envoy.enabled) $v.authzService.mtls.secretName }}
+{{- $mtls := include "kube-oidc-authz.paths.mtlsDir" . }}
+{{- $args = append $args (printf "--grpc-tls-cert-file=%s/tls.crt" $mtls) }}
+{{- $args = append $args (printf "--grpc-tls-key-file=%s/tls.key" $mtls) }}
+{{- $args = append $args (printf "--grpc-tls-client-ca-file=%s/ca.crt" $mtls) }}
+{{- else if not $v.envoy.enabled }}
 {{- $args = append $args "--grpc-allow-remote=true" }}
 {{- end }}
 {{- $args = append $args (printf "--http-address=0.0.0.0:%d" (int $v.authz.httpPort)) }}
@@ -104,7 +110,12 @@ values files (extraArgs audit-webhook-*) override the auditProxy values.
 {{- $args = append $args (printf "--http-address=0.0.0.0:%d" (int $a.httpPort)) }}
 {{- $args = append $args (printf "--als-address=%s:%d" $alsHost (int $a.alsPort)) }}
 {{- /* Your own Envoy sends its access log across the network; see --grpc-allow-remote above. */}}
-{{- if not $v.envoy.enabled }}
+{{- if and (not $v.envoy.enabled) $v.authzService.mtls.secretName }}
+{{- $mtls := include "kube-oidc-authz.paths.mtlsDir" . }}
+{{- $args = append $args (printf "--als-tls-cert-file=%s/tls.crt" $mtls) }}
+{{- $args = append $args (printf "--als-tls-key-file=%s/tls.key" $mtls) }}
+{{- $args = append $args (printf "--als-tls-client-ca-file=%s/ca.crt" $mtls) }}
+{{- else if not $v.envoy.enabled }}
 {{- $args = append $args "--als-allow-remote=true" }}
 {{- end }}
 {{- $args = append $args (printf "--restapi-url=%s" $a.restapiUrl) }}

@@ -114,8 +114,11 @@ problem at once.
 {{- if and $v.autoscaling.enabled (lt (int $v.autoscaling.maxReplicas) (int $v.autoscaling.minReplicas)) }}
 {{- $errs = append $errs "autoscaling.maxReplicas must be at least autoscaling.minReplicas" }}
 {{- end }}
-{{- if and (not $v.envoy.enabled) (not $v.authzService.allowAnyClient) (not (and $v.networkPolicy.enabled $v.networkPolicy.ingressFrom)) }}
-{{- $errs = append $errs "envoy.enabled=false exposes the Check service, whose answers carry the proxy's impersonating token: allow only your gateway with networkPolicy.enabled=true and networkPolicy.ingressFrom, or set authzService.allowAnyClient=true to accept the risk" }}
+{{- if and (not $v.envoy.enabled) (not $v.authzService.mtls.secretName) (not $v.authzService.allowAnyClient) (not (and $v.networkPolicy.enabled $v.networkPolicy.ingressFrom)) }}
+{{- $errs = append $errs "envoy.enabled=false exposes the Check service, whose answers carry the proxy's impersonating token: require your gateway's client certificate with authzService.mtls.secretName, or allow only your gateway with networkPolicy.enabled=true and networkPolicy.ingressFrom, or set authzService.allowAnyClient=true to accept the risk" }}
+{{- end }}
+{{- if and $v.envoy.enabled $v.authzService.mtls.secretName }}
+{{- $errs = append $errs "authzService.mtls.secretName applies to authz-only mode (envoy.enabled=false); beside Envoy the Check port listens on loopback" }}
 {{- end }}
 {{- if $v.autoscaling.enabled }}
 {{- $containers := list (dict "name" "authz" "r" $v.authz.resources) }}
