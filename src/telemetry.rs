@@ -133,10 +133,19 @@ const LOG_QUEUE_BYTES: usize = 8 << 20;
 /// Log lines dropped because the writer queue was full.
 static LOG_LINES_DROPPED: LazyLock<Counter> = LazyLock::new(Counter::default);
 
-/// The counter of log lines dropped because stderr did not keep up, for a
-/// metrics registry (`kube_oidc_authz_log_lines_dropped_total`).
+/// The counter of log lines dropped because stderr did not keep up.
 pub fn log_lines_dropped() -> Counter {
     LOG_LINES_DROPPED.clone()
+}
+
+/// Registers `kube_oidc_authz_log_lines_dropped_total`, the same metric in
+/// every role's registry (each role is its own process).
+pub fn register_metrics(registry: &mut prometheus_client::registry::Registry) {
+    registry.register(
+        "kube_oidc_authz_log_lines_dropped",
+        "Log lines dropped because stderr did not keep up",
+        log_lines_dropped(),
+    );
 }
 
 /// Installs the global subscriber. Errors are configuration problems.

@@ -122,6 +122,7 @@ pub async fn serve(
 ) -> Result<DrainReport, RunError> {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
+    crate::telemetry::register_metrics(&mut registry);
     let registry = Arc::new(registry);
     let buffer = Arc::new(Buffer::new(
         config.buffer_events,

@@ -62,11 +62,6 @@ impl AuthzMetrics {
             m.cache_lookups.clone(),
         );
         r.register(
-            "log_lines_dropped",
-            "Log lines dropped because stderr did not keep up",
-            crate::telemetry::log_lines_dropped(),
-        );
-        r.register(
             "jwks_refreshes",
             "Issuer key refreshes triggered by an unknown key id, by result",
             m.jwks_refreshes.clone(),

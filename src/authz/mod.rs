@@ -86,6 +86,7 @@ pub async fn serve(
 ) -> Result<(), RunError> {
     let mut registry = Registry::default();
     let metrics = AuthzMetrics::register(&mut registry);
+    crate::telemetry::register_metrics(&mut registry);
     let authorizer =
         Arc::new(Authorizer::new(&config, upstream.clone(), metrics).map_err(RunError::Config)?);
     let shutdown = Shared::new(shutdown);
