@@ -26,6 +26,9 @@ pub struct Config {
     pub credential_id_extra: bool,
     pub refuse_system_identities: bool,
     pub passthrough: Option<PassthroughConfig>,
+    pub impersonation: Option<ImpersonationConfig>,
+    /// The apiserver reviews are sent to, when a feature needs one.
+    pub apiserver: ApiserverConfig,
     pub client_ip_extra: bool,
     pub static_extras: BTreeMap<String, Vec<String>>,
     pub trusted_proxies: Vec<IpNet>,
@@ -39,8 +42,27 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct PassthroughConfig {
     pub audiences: Vec<String>,
-    pub apiserver_url: String,
-    pub apiserver_ca_file: PathBuf,
+}
+
+/// The apiserver the service sends reviews to.
+#[derive(Debug, Clone)]
+pub struct ApiserverConfig {
+    /// Without a trailing slash.
+    pub url: String,
+    pub ca_file: PathBuf,
+}
+
+/// End-user impersonation (`kubectl --as`): requests carrying
+/// `Impersonate-*` are authorised with SubjectAccessReviews.
+#[derive(Debug, Clone)]
+pub struct ImpersonationConfig {
+    /// Most impersonation header lines one request may carry.
+    pub max_values: usize,
+    /// One deadline for all the reviews of one request.
+    pub review_timeout: Duration,
+    pub allow_ttl: Duration,
+    pub deny_ttl: Duration,
+    pub cache_max_entries: u64,
 }
 
 impl Config {
@@ -90,14 +112,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .cloned()
                 .collect();
-            if let Err(e) = url_with_scheme(&args.apiserver_url, &["https"]) {
-                errors.push(format!("--apiserver-url: {e}"));
-            }
-            Some(PassthroughConfig {
-                audiences,
-                apiserver_url: args.apiserver_url.trim_end_matches('/').to_owned(),
-                apiserver_ca_file: args.apiserver_ca_file.clone(),
-            })
+            Some(PassthroughConfig { audiences })
         } else {
             if !args.token_passthrough_audiences.is_empty() {
                 errors.push(
@@ -106,6 +121,33 @@ impl Config {
             }
             None
         };
+
+        let impersonation = args.allow_impersonation.then(|| ImpersonationConfig {
+            max_values: args.impersonation_max_values,
+            review_timeout: args.impersonation_review_timeout,
+            allow_ttl: args.impersonation_cache_allow_ttl,
+            deny_ttl: args.impersonation_cache_deny_ttl,
+            cache_max_entries: args.impersonation_cache_max_entries,
+        });
+        if let Some(i) = &impersonation {
+            if i.max_values == 0 {
+                errors.push("--impersonation-max-values must be at least 1".to_owned());
+            }
+            if i.cache_max_entries == 0 {
+                errors.push("--impersonation-cache-max-entries must be at least 1".to_owned());
+            }
+            if i.review_timeout.is_zero() || i.review_timeout >= ENVOY_CHECK_TIMEOUT {
+                errors.push(format!(
+                    "--impersonation-review-timeout must be above 0 and below Envoy's ext_authz timeout ({}ms)",
+                    ENVOY_CHECK_TIMEOUT.as_millis()
+                ));
+            }
+        }
+        if passthrough.is_some() || impersonation.is_some() {
+            if let Err(e) = url_with_scheme(&args.apiserver_url, &["https"]) {
+                errors.push(format!("--apiserver-url: {e}"));
+            }
+        }
 
         if !args.grpc_allow_remote && !args.grpc_address.ip().is_loopback() {
             errors.push(format!(
@@ -134,6 +176,11 @@ impl Config {
             credential_id_extra: args.credential_id_extra,
             refuse_system_identities: args.refuse_system_identities,
             passthrough,
+            impersonation,
+            apiserver: ApiserverConfig {
+                url: args.apiserver_url.trim_end_matches('/').to_owned(),
+                ca_file: args.apiserver_ca_file.clone(),
+            },
             client_ip_extra: args.extra_user_header_client_ip,
             static_extras,
             trusted_proxies,
@@ -144,6 +191,10 @@ impl Config {
         })
     }
 }
+
+/// The ext_authz timeout of the shipped Envoy configuration
+/// (`envoy/envoy.yaml`): everything one Check waits for must fit inside it.
+pub const ENVOY_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn url_with_scheme(url: &str, schemes: &[&str]) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
