@@ -12,6 +12,7 @@ mod cache_bound;
 mod cache_expiry;
 mod check_grpc;
 mod config_errors;
+mod impersonation_is_reviewed;
 mod key_rotation;
 mod keys_stay_on_https;
 mod passthrough_reviews_are_bounded;

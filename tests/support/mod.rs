@@ -392,3 +392,39 @@ pub async fn serve_stand_in(standin: kube_oidc_dev::apiserver::StandIn) -> Stand
         _stop: tx,
     }
 }
+
+/// An HTTPS server for `router` on 127.0.0.1:0 with a throw-away CA: its
+/// URL and the CA file to trust it with (`--apiserver-ca-file`). Stops
+/// when dropped.
+pub struct HttpsServer {
+    pub url: String,
+    pub ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn serve_https(router: axum::Router) -> HttpsServer {
+    let ca = DevCa::generate("test CA").unwrap();
+    let leaf = ca.issue("kube-apiserver", &["127.0.0.1"]).unwrap();
+    let tls = kube_oidc_dev::apiserver::tls_config(&leaf.cert_pem, &leaf.key_pem).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(kube_oidc_dev::https::serve_https(
+        listener,
+        tls,
+        router,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    HttpsServer {
+        url: format!("https://{addr}"),
+        ca_file,
+        _dir: dir,
+        _stop: tx,
+    }
+}
