@@ -203,8 +203,19 @@ pub struct AuthzArgs {
     pub cache_max_entries: u64,
 
     /// Least time between two JWKS fetches triggered by unknown key ids.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_MIN_REFRESH_INTERVAL", value_parser = crate::duration::parse, default_value = "5s")]
+    /// At most `--jwks-unknown-kid-max-wait`, so that a token signed with a
+    /// key published right after a fetch waits for the next one instead of
+    /// failing.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_MIN_REFRESH_INTERVAL", value_parser = crate::duration::parse, default_value = "500ms")]
     pub jwks_min_refresh_interval: Duration,
+
+    /// How long a token with an unknown key id may wait for the next
+    /// allowed JWKS fetch when one was made less than
+    /// `--jwks-min-refresh-interval` ago; if the next fetch is further
+    /// away, the token fails at once (401). Below Envoy's ext_authz
+    /// timeout (1s), leaving room for the fetch itself.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_UNKNOWN_KID_MAX_WAIT", value_parser = crate::duration::parse, default_value = "500ms")]
+    pub jwks_unknown_kid_max_wait: Duration,
 
     /// How often keys are refreshed in the background.
     #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_REFRESH_INTERVAL", value_parser = crate::duration::parse, default_value = "5m")]

@@ -18,7 +18,7 @@ use super::decision::{Allowed, Decision};
 use super::error::{Denial, DenyReason};
 use super::identity::{Identity, MappingOptions, map_claims};
 use super::impersonation::Impersonator;
-use super::jwks::IssuerKeys;
+use super::jwks::{IssuerKeys, UnknownKidRefresh};
 use super::metrics::{AuthzMetrics, ResultLabels};
 use super::passthrough::TokenReviewer;
 use super::response;
@@ -48,6 +48,7 @@ pub struct Authorizer {
     trusted_proxies: Vec<IpNet>,
     passthrough: Option<TokenReviewer>,
     impersonator: Option<Impersonator>,
+    unknown_kid_max_wait: std::time::Duration,
     metrics: AuthzMetrics,
     clock: SharedClock,
 }
@@ -137,6 +138,7 @@ impl Authorizer {
             trusted_proxies: config.trusted_proxies.clone(),
             passthrough,
             impersonator,
+            unknown_kid_max_wait: config.jwks_unknown_kid_max_wait,
             metrics,
             clock,
         })
@@ -181,16 +183,25 @@ impl Authorizer {
                 return Err(DenyReason::KeysUnavailable);
             }
         }
-        match parsed.verify_signature(issuer.keys.current().iter()) {
+        let seen = issuer.keys.current();
+        match parsed.verify_signature(seen.iter()) {
             Err(DenyReason::UnknownKey) => {
                 // Perhaps the issuer rotated its keys: one refresh, shared
-                // by concurrent callers and rate-limited against floods.
-                let refreshed = issuer.keys.refresh_rate_limited().await;
+                // by concurrent callers and rate-limited against floods,
+                // waited for (briefly) when the window is closed.
+                let refreshed = issuer
+                    .keys
+                    .refresh_for_unknown_kid(&seen, self.unknown_kid_max_wait)
+                    .await;
+                let result = match refreshed {
+                    UnknownKidRefresh::Fetched(true) => "fetched",
+                    UnknownKidRefresh::Fetched(false) => "failed",
+                    UnknownKidRefresh::Shared => "shared",
+                    UnknownKidRefresh::Skipped => "skipped",
+                };
                 self.metrics
                     .jwks_refreshes
-                    .get_or_create(&ResultLabels {
-                        result: if refreshed { "fetched" } else { "skipped" },
-                    })
+                    .get_or_create(&ResultLabels { result })
                     .inc();
                 parsed.verify_signature(issuer.keys.current().iter())?;
             }

@@ -72,7 +72,7 @@ impl AuthzMetrics {
         );
         r.register(
             "jwks_refreshes",
-            "Issuer key refreshes triggered by an unknown key id, by result",
+            "Issuer key refreshes triggered by an unknown key id, by result (fetched, failed, shared: another caller's fetch changed the keys, skipped: rate-limited beyond the wait bound)",
             m.jwks_refreshes.clone(),
         );
         r.register(

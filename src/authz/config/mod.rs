@@ -35,6 +35,7 @@ pub struct Config {
     pub upstream_token_file: PathBuf,
     pub cache_max_entries: u64,
     pub jwks_min_refresh_interval: Duration,
+    pub jwks_unknown_kid_max_wait: Duration,
     pub jwks_refresh_interval: Duration,
 }
 
@@ -164,6 +165,12 @@ impl Config {
                     .to_owned(),
             );
         }
+        if args.jwks_unknown_kid_max_wait >= ENVOY_CHECK_TIMEOUT {
+            errors.push(format!(
+                "--jwks-unknown-kid-max-wait must be below Envoy's ext_authz timeout ({}ms)",
+                ENVOY_CHECK_TIMEOUT.as_millis()
+            ));
+        }
         if issuers.is_empty() && errors.is_empty() {
             errors.push("no issuer configured: set --oidc-issuer-url and --oidc-client-id, or --authentication-config".to_owned());
         }
@@ -187,6 +194,7 @@ impl Config {
             upstream_token_file: args.upstream_token_file.clone(),
             cache_max_entries: args.cache_max_entries,
             jwks_min_refresh_interval: args.jwks_min_refresh_interval,
+            jwks_unknown_kid_max_wait: args.jwks_unknown_kid_max_wait,
             jwks_refresh_interval: args.jwks_refresh_interval,
         })
     }
