@@ -98,6 +98,8 @@ class Stack:
     # Short, so the audit test sees its events quickly.
     audit_batch_max_wait: str = "200ms"
     audit: bool = True
+    # The demo lets its user impersonate bob (--allow-impersonation).
+    impersonation: bool = True
     authz_args: list[str] = field(default_factory=list)
     procs: dict[str, Proc] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
@@ -121,6 +123,7 @@ class Stack:
             "--envoy-set", f"STREAM_IDLE_TIMEOUT={self.stream_idle_timeout}",
             "--audit-batch-max-wait", self.audit_batch_max_wait,
             *([] if self.audit else ["--no-audit"]),
+            *([] if self.impersonation else ["--no-impersonation"]),
             *(f"--authz-arg={a}" for a in self.authz_args),
         ]
         # Text logs in every role's log file, inherited by the roles.

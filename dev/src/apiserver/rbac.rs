@@ -143,8 +143,9 @@ impl Rule {
     /// `banyan:any-employee-personal-device` reads pods (and their logs) in
     /// `default`; `banyan:all-admins-corporate-device` is cluster-admin;
     /// and, for end-user impersonation, `banyan:developers` may act as
-    /// `banyan:bob@example.com` in the pod readers' group with uid
-    /// `bob-uid` (nothing else).
+    /// `banyan:bob@example.com` in the pod readers' group and in
+    /// `banyan:readers,eu` (a group name with a comma), with uid `bob-uid`
+    /// (nothing else).
     pub fn guide_example() -> Vec<Rule> {
         vec![
             Rule {
@@ -171,6 +172,7 @@ impl Rule {
                 resource_names: s(&[
                     "banyan:bob@example.com",
                     "banyan:any-employee-personal-device",
+                    "banyan:readers,eu",
                 ]),
                 ..Rule::default()
             },
