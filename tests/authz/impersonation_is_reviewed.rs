@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use envoy_types::pb::google::protobuf::value::Kind;
 use kube_oidc_authz::authz::verify::SigningAlg;
@@ -68,24 +67,11 @@ async fn setup(extra: &[&str]) -> Setup {
 /// A Check with `headers` as Envoy sends them with `encode_raw_headers`:
 /// one entry per line, repeated names kept apart.
 async fn check_raw(authz: &Authz, token: &str, headers: &[(&str, &str)]) -> CheckResponse {
-    let mut req = check_request(&[], "203.0.113.7");
-    let http = req
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut())
-        .unwrap();
     let bearer = format!("Bearer {token}");
-    http.header_map = Some(HeaderMap {
-        headers: std::iter::once(("authorization", bearer.as_str()))
-            .chain(headers.iter().copied())
-            .map(|(k, v)| HeaderValue {
-                key: k.to_owned(),
-                value: String::new(),
-                raw_value: v.as_bytes().to_vec(),
-            })
-            .collect(),
-    });
+    let lines: Vec<(&str, &str)> = std::iter::once(("authorization", bearer.as_str()))
+        .chain(headers.iter().copied())
+        .collect();
+    let req = check_request_raw(&lines, "203.0.113.7");
     authz.client.clone().check(req).await.unwrap().into_inner()
 }
 

@@ -307,6 +307,30 @@ pub fn check_request(headers: &[(&str, &str)], peer_ip: &str) -> CheckRequest {
     }
 }
 
+/// The same request as Envoy sends it with `encode_raw_headers`: one
+/// `header_map` entry per line (repeated names kept apart), raw values.
+pub fn check_request_raw(headers: &[(&str, &str)], peer_ip: &str) -> CheckRequest {
+    let mut req = check_request(&[], peer_ip);
+    if let Some(http) = req
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        http.header_map = Some(envoy_types::pb::envoy::config::core::v3::HeaderMap {
+            headers: headers
+                .iter()
+                .map(|(k, v)| envoy_types::pb::envoy::config::core::v3::HeaderValue {
+                    key: (*k).to_owned(),
+                    value: String::new(),
+                    raw_value: v.as_bytes().to_vec(),
+                })
+                .collect(),
+        });
+    }
+    req
+}
+
 /// Upstream headers of an OK response as (name, value, append_action).
 pub fn ok_headers(resp: &CheckResponse) -> Vec<(String, String, i32)> {
     match &resp.http_response {

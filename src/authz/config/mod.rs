@@ -261,4 +261,56 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn impersonation_and_wait_bounds_must_fit_envoys_timeout() {
+        let cases: [(&[&str], Option<&str>); 8] = [
+            (&["--allow-impersonation"], None),
+            (
+                &["--allow-impersonation", "--impersonation-review-timeout=1s"],
+                Some("--impersonation-review-timeout"),
+            ),
+            (
+                &["--allow-impersonation", "--impersonation-review-timeout=0s"],
+                Some("--impersonation-review-timeout"),
+            ),
+            (
+                &["--allow-impersonation", "--impersonation-max-values=0"],
+                Some("--impersonation-max-values"),
+            ),
+            (
+                &["--allow-impersonation", "--impersonation-cache-max-entries=0"],
+                Some("--impersonation-cache-max-entries"),
+            ),
+            (
+                &["--allow-impersonation", "--apiserver-url=http://api"],
+                Some("--apiserver-url"),
+            ),
+            (&["--jwks-unknown-kid-max-wait=1s"], Some("--jwks-unknown-kid-max-wait")),
+            (&["--jwks-unknown-kid-max-wait=0s"], None),
+        ];
+        for (flags, error) in cases {
+            let result = Config::from_args(&parse(flags));
+            match error {
+                None => assert!(result.is_ok(), "{flags:?}: {result:?}"),
+                Some(flag) => {
+                    let errors = result.unwrap_err();
+                    assert!(errors.iter().any(|e| e.contains(flag)), "{flags:?}: {errors:?}");
+                }
+            }
+        }
+        let on = Config::from_args(&parse(&["--allow-impersonation"])).unwrap();
+        let i = on.impersonation.unwrap();
+        assert_eq!(
+            (i.max_values, i.review_timeout, i.allow_ttl, i.deny_ttl, i.cache_max_entries),
+            (
+                64,
+                Duration::from_millis(500),
+                Duration::from_secs(10),
+                Duration::from_secs(5),
+                10_000
+            )
+        );
+        assert!(Config::from_args(&parse(&[])).unwrap().impersonation.is_none());
+    }
 }
