@@ -226,7 +226,8 @@ async fn unusable_requests_are_refused_before_any_review() {
         std::iter::once(("impersonate-user", "banyan:bob@example.com"))
             .chain(std::iter::repeat_n(("impersonate-group", "g"), 4))
             .collect();
-    let cases: Vec<(Vec<(&str, &str)>, i32, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             vec![
                 ("impersonate-user", "banyan:bob@example.com"),

@@ -320,11 +320,13 @@ pub fn check_request_raw(headers: &[(&str, &str)], peer_ip: &str) -> CheckReques
         http.header_map = Some(envoy_types::pb::envoy::config::core::v3::HeaderMap {
             headers: headers
                 .iter()
-                .map(|(k, v)| envoy_types::pb::envoy::config::core::v3::HeaderValue {
-                    key: (*k).to_owned(),
-                    value: String::new(),
-                    raw_value: v.as_bytes().to_vec(),
-                })
+                .map(
+                    |(k, v)| envoy_types::pb::envoy::config::core::v3::HeaderValue {
+                        key: (*k).to_owned(),
+                        value: String::new(),
+                        raw_value: v.as_bytes().to_vec(),
+                    },
+                )
                 .collect(),
         });
     }

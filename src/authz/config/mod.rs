@@ -123,7 +123,7 @@ impl Config {
             None
         };
 
-        let impersonation = args.allow_impersonation.then(|| ImpersonationConfig {
+        let impersonation = args.allow_impersonation.then_some(ImpersonationConfig {
             max_values: args.impersonation_max_values,
             review_timeout: args.impersonation_review_timeout,
             allow_ttl: args.impersonation_cache_allow_ttl,
@@ -144,10 +144,10 @@ impl Config {
                 ));
             }
         }
-        if passthrough.is_some() || impersonation.is_some() {
-            if let Err(e) = url_with_scheme(&args.apiserver_url, &["https"]) {
-                errors.push(format!("--apiserver-url: {e}"));
-            }
+        if (passthrough.is_some() || impersonation.is_some())
+            && let Err(e) = url_with_scheme(&args.apiserver_url, &["https"])
+        {
+            errors.push(format!("--apiserver-url: {e}"));
         }
 
         if !args.grpc_allow_remote && !args.grpc_address.ip().is_loopback() {
@@ -279,14 +279,20 @@ mod tests {
                 Some("--impersonation-max-values"),
             ),
             (
-                &["--allow-impersonation", "--impersonation-cache-max-entries=0"],
+                &[
+                    "--allow-impersonation",
+                    "--impersonation-cache-max-entries=0",
+                ],
                 Some("--impersonation-cache-max-entries"),
             ),
             (
                 &["--allow-impersonation", "--apiserver-url=http://api"],
                 Some("--apiserver-url"),
             ),
-            (&["--jwks-unknown-kid-max-wait=1s"], Some("--jwks-unknown-kid-max-wait")),
+            (
+                &["--jwks-unknown-kid-max-wait=1s"],
+                Some("--jwks-unknown-kid-max-wait"),
+            ),
             (&["--jwks-unknown-kid-max-wait=0s"], None),
         ];
         for (flags, error) in cases {
@@ -295,14 +301,23 @@ mod tests {
                 None => assert!(result.is_ok(), "{flags:?}: {result:?}"),
                 Some(flag) => {
                     let errors = result.unwrap_err();
-                    assert!(errors.iter().any(|e| e.contains(flag)), "{flags:?}: {errors:?}");
+                    assert!(
+                        errors.iter().any(|e| e.contains(flag)),
+                        "{flags:?}: {errors:?}"
+                    );
                 }
             }
         }
         let on = Config::from_args(&parse(&["--allow-impersonation"])).unwrap();
         let i = on.impersonation.unwrap();
         assert_eq!(
-            (i.max_values, i.review_timeout, i.allow_ttl, i.deny_ttl, i.cache_max_entries),
+            (
+                i.max_values,
+                i.review_timeout,
+                i.allow_ttl,
+                i.deny_ttl,
+                i.cache_max_entries
+            ),
             (
                 64,
                 Duration::from_millis(500),
@@ -311,6 +326,11 @@ mod tests {
                 10_000
             )
         );
-        assert!(Config::from_args(&parse(&[])).unwrap().impersonation.is_none());
+        assert!(
+            Config::from_args(&parse(&[]))
+                .unwrap()
+                .impersonation
+                .is_none()
+        );
     }
 }
