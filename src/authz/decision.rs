@@ -328,6 +328,31 @@ mod tests {
                 }),
             ),
             (
+                Ok(Allowed::ActAs {
+                    caller: alice(),
+                    identity: Arc::new(Identity {
+                        user: "banyan:bob@example.com".into(),
+                        uid: Some("bob-uid".into()),
+                        groups: vec!["banyan:readers".into()],
+                        extra: Vec::new(),
+                        issuer: "https://idp.example.com".into(),
+                    }),
+                    cached: true,
+                    reviews_cached: false,
+                }),
+                json!({
+                    "decision": "allow", "reason": "impersonated",
+                    "user": "banyan:bob@example.com",
+                    "groups": "[\"banyan:readers\"]",
+                    "uid": "bob-uid", "issuer": "https://idp.example.com", "cached": true,
+                    "original_user": "banyan:alice@example.com",
+                    "original_groups": "[\"banyan:a\", \"banyan:b\"]",
+                    "original_uid": "", "reviews_cached": false,
+                    "source_ip": "203.0.113.7", "forwarded_for": "198.51.100.1",
+                    "method": "GET", "path": "/api/v1/pods",
+                }),
+            ),
+            (
                 Err(DenyReason::AudienceMismatch),
                 json!({
                     "decision": "deny", "reason": "audience_mismatch", "status": 401,
@@ -343,6 +368,23 @@ mod tests {
             assert_eq!(lines[0]["level"], "INFO");
             assert_eq!(fields(&lines[0]), want);
         }
+    }
+
+    #[test]
+    fn a_denial_with_its_own_status_answers_and_logs_it() {
+        let mut d = decision(Err(DenyReason::ImpersonationDenied));
+        d.detail = Some(crate::k8s::Status::failure(
+            431,
+            "Unknown",
+            "65 impersonation header values, more than the 64 allowed",
+        ));
+        assert_eq!(d.status(), Some(431));
+        let line = &logged(&d)[0];
+        assert_eq!(line["status"], 431);
+        assert_eq!(
+            line["message"],
+            "65 impersonation header values, more than the 64 allowed"
+        );
     }
 
     #[test]
