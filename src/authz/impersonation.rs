@@ -32,27 +32,10 @@ use crate::k8s::access_review::{
 };
 use crate::k8s::impersonation::{ImpersonationRequest, ParseError, Requested, parse};
 use crate::k8s::user_info::ALL_AUTHENTICATED;
-
-/// The domain of the extras naming the original user. The caller cannot
-/// ask for keys in it: only the proxy writes them.
-pub const ORIGINAL_USER_DOMAIN: &str = "originaluser.kube-oidc-authz.io/";
-/// The original user's name (kube-oidc-proxy: `originaluser.jetstack.io-user`).
-pub const ORIGINAL_USER_EXTRA: &str = "originaluser.kube-oidc-authz.io/user";
-/// The original user's uid, when it has one.
-pub const ORIGINAL_UID_EXTRA: &str = "originaluser.kube-oidc-authz.io/uid";
-/// One value per group of the original user, `system:authenticated`
-/// included (kube-oidc-proxy: `originaluser.jetstack.io-groups`).
-pub const ORIGINAL_GROUPS_EXTRA: &str = "originaluser.kube-oidc-authz.io/groups";
-/// The original user's extras as one JSON object, when it has any
-/// (kube-oidc-proxy: `originaluser.jetstack.io-extra`).
-pub const ORIGINAL_EXTRA_EXTRA: &str = "originaluser.kube-oidc-authz.io/extra";
-/// Every extra key the proxy may add when impersonating, for RBAC.
-pub const ORIGINAL_USER_EXTRAS: [&str; 4] = [
-    ORIGINAL_USER_EXTRA,
-    ORIGINAL_UID_EXTRA,
-    ORIGINAL_GROUPS_EXTRA,
-    ORIGINAL_EXTRA_EXTRA,
-];
+pub use crate::k8s::user_info::{
+    ORIGINAL_EXTRA_EXTRA, ORIGINAL_GROUPS_EXTRA, ORIGINAL_UID_EXTRA, ORIGINAL_USER_DOMAIN,
+    ORIGINAL_USER_EXTRA, ORIGINAL_USER_EXTRAS,
+};
 
 /// Reviews in flight at once, over all requests.
 pub const MAX_CONCURRENT_REVIEWS: usize = 64;

@@ -18,7 +18,7 @@ import pytest
 from chart_helpers import ROOT, load_values, render
 
 BASE = {"oidc": {"issuerUrl": "https://issuer.example.com", "clientId": "c"}}
-SOURCE = ROOT / "src" / "authz" / "impersonation.rs"
+SOURCE = ROOT / "src" / "k8s" / "user_info.rs"
 
 
 def _merge(a: dict, b: dict) -> dict:

@@ -2,7 +2,7 @@
 
 {{/*
 The extra keys naming the original user, which the authz service adds to
-every impersonated identity (src/authz/impersonation.rs ORIGINAL_USER_EXTRAS;
+every impersonated identity (src/k8s/user_info.rs ORIGINAL_USER_EXTRAS;
 a test holds this list to the binary's), then the keys users may ask for.
 */}}
 {{- define "kube-oidc-authz.impersonationExtraKeys" -}}
