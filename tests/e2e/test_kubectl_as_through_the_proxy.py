@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
+
+from stack import wait_until
 
 SAR = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
@@ -134,3 +137,31 @@ def test_the_decision_line_names_both_identities(stack):
     assert f'user="{BOB}"' in last, last
     assert 'original_user="banyan:alice@example.com"' in last, last
     assert stack.alice_token not in stack.procs["authz"].log.read_text(errors="replace")
+
+
+def test_the_audit_event_records_the_caller_and_who_it_acted_as(stack):
+    marker = "kubectl/as-audit-test"
+    status, body, _ = stack.envoy_request(
+        "GET", PODS,
+        [
+            ("authorization", f"Bearer {stack.alice_token}"),
+            ("user-agent", marker),
+            ("impersonate-user", BOB),
+            ("impersonate-group", READERS),
+        ],
+    )
+    assert status == 200, body
+
+    def delivered():
+        with urllib.request.urlopen(f"{stack.cse_url}/_stand-in/batches", timeout=5) as r:
+            batches = json.load(r)
+        found = [e for b in batches for e in b["body"]["events"]["items"] if e.get("userAgent") == marker]
+        return found or None
+
+    ev = wait_until("the impersonated request's audit event", delivered, timeout=20)[-1]
+    # As the apiserver records a `kubectl --as` made directly.
+    assert ev["user"]["username"] == "banyan:alice@example.com"
+    assert ev["user"]["groups"] == ALICE_GROUPS
+    assert ev["impersonatedUser"]["username"] == BOB
+    assert ev["impersonatedUser"]["groups"] == [READERS, "system:authenticated"]
+    assert not any(k.startswith("originaluser.") for k in ev["impersonatedUser"].get("extra", {}))
