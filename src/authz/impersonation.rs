@@ -245,7 +245,7 @@ impl Impersonator {
             Ok(created) => match review_status(&created) {
                 Some(s) => Reviewed::Answer(Answer {
                     allowed: s.allowed && !s.denied,
-                    reason: Arc::from(s.reason.as_str()),
+                    reason: Arc::from(bounded(&s.reason)),
                 }),
                 None => {
                     tracing::warn!("subject access review answered without a status");
@@ -277,6 +277,23 @@ impl Impersonator {
                 .inc_by(n as u64);
         }
     }
+}
+
+/// Bytes of an authorizer's reason kept for a forbidden message: it is
+/// cached and sent to the client, so it must not be as large as the
+/// apiserver's answer may be.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason` cut to [`MAX_REASON_BYTES`] at a character boundary.
+fn bounded(reason: &str) -> &str {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason;
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 /// The denial for impersonation headers that cannot be used.
@@ -502,6 +519,15 @@ mod tests {
             }
         }
         assert_eq!(SubjectOf::new(&alice()).key(&bob), keys[0]);
+    }
+
+    #[test]
+    fn authorizer_reasons_are_bounded() {
+        assert_eq!(bounded("RBAC: no"), "RBAC: no");
+        let long = "é".repeat(MAX_REASON_BYTES);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_REASON_BYTES && cut.len() > MAX_REASON_BYTES - 2);
+        assert!(long.starts_with(cut));
     }
 
     #[test]
