@@ -18,7 +18,7 @@
 //!    sleep), [`telemetry`] (logs and OTLP traces), [`shutdown`] (the
 //!    drain signal).
 //! 2. The vocabulary: [`k8s`] (Kubernetes `Status`, `UserInfo`, request
-//!    info, impersonation headers) and [`metadata`] (the identity contract
+//!    info, impersonation headers, SubjectAccessReview) and [`metadata`] (the identity contract
 //!    between the authz service, Envoy's Lua filter and access log, and the
 //!    audit forwarder).
 //! 3. The roles:
@@ -27,7 +27,9 @@
 //!      [`authz::token`] finds the bearer token, [`authz::verify`] checks it
 //!      against keys from [`authz::jwks`], [`authz::identity`] maps claims to
 //!      a Kubernetes identity with the apiserver's rules, [`authz::cache`]
-//!      remembers it until the token's `exp` by the [`clock`]. The
+//!      remembers it until the token's `exp` by the [`clock`];
+//!      [`authz::impersonation`] authorises `kubectl --as` with
+//!      SubjectAccessReviews through [`authz::apiserver`]. The
 //!      [`authz::decision`] logs and counts itself once, and
 //!      [`authz::response`] turns it into Envoy header mutations, dynamic
 //!      metadata or a denied `Status` body. [`authz::health`] reports

@@ -44,8 +44,8 @@ pub struct IssuerArgs {
 }
 
 /// Default roles of the demo user: one bound to a namespaced pod reader,
-/// one bound to nothing, so that the demo shows both an allowed and a
-/// forbidden request.
+/// one bound to no resource (it may only impersonate bob), so that the demo
+/// shows both an allowed and a forbidden request.
 pub const DEMO_ROLES: [&str; 2] = ["any-employee-personal-device", "developers"];
 
 /// Lifetime of tokens minted without `ttl_seconds`.

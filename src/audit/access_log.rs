@@ -18,6 +18,10 @@ use envoy_types::pb::envoy::data::accesslog::v3::{
 use super::event::{Event, ObjectReference, micro_time};
 use crate::k8s::UserInfo;
 use crate::k8s::request_info;
+use crate::k8s::user_info::{
+    ORIGINAL_EXTRA_EXTRA, ORIGINAL_GROUPS_EXTRA, ORIGINAL_UID_EXTRA, ORIGINAL_USER_DOMAIN,
+    ORIGINAL_USER_EXTRA,
+};
 use crate::metadata::{self, IdentityMetadata};
 
 /// Annotation naming where an event came from.
@@ -93,6 +97,10 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
         .map(|c| c.value)
         .unwrap_or(0);
 
+    let (user, impersonated_user) = match identity {
+        Some(identity) => users(identity),
+        None => (UserInfo::default(), None),
+    };
     Event {
         level: "Metadata".to_owned(),
         // Random (version 4) from the thread-local generator: no system
@@ -103,8 +111,8 @@ pub fn event_from_entry(entry: &HttpAccessLogEntry) -> Event {
         stage: "ResponseComplete".to_owned(),
         request_uri: uri,
         verb: info.verb.clone(),
-        user: identity.map(user_info).unwrap_or_default(),
-        impersonated_user: None,
+        user,
+        impersonated_user,
         source_ips: source_ips(&request.forwarded_for, common),
         user_agent: (!request.user_agent.is_empty()).then(|| request.user_agent.clone()),
         object_ref: info.is_resource_request.then(|| ObjectReference {
@@ -158,6 +166,46 @@ fn user_info(identity: IdentityMetadata) -> UserInfo {
         extra: identity.extra.into_iter().collect(),
     }
     .with_authenticated_group()
+}
+
+/// The event's `user` and `impersonatedUser`. An end-user impersonation
+/// (`kubectl --as` through the proxy) is recorded as the apiserver records
+/// one made directly: `user` is the signed-in caller, rebuilt from the
+/// `originaluser.kube-oidc-authz.io/*` extras, and `impersonatedUser` the
+/// identity it acted as, without those extras.
+fn users(identity: IdentityMetadata) -> (UserInfo, Option<UserInfo>) {
+    let mut acted_as = user_info(identity);
+    let Some(original) = acted_as
+        .extra
+        .get(ORIGINAL_USER_EXTRA)
+        .and_then(|v| v.first())
+        .cloned()
+    else {
+        return (acted_as, None);
+    };
+    let mut take = |key: &str| acted_as.extra.remove(key).unwrap_or_default();
+    let groups = take(ORIGINAL_GROUPS_EXTRA);
+    let uid = take(ORIGINAL_UID_EXTRA)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    // The extras travel as one JSON object; one that does not parse is
+    // dropped rather than the event.
+    let extra = take(ORIGINAL_EXTRA_EXTRA)
+        .first()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+    take(ORIGINAL_USER_EXTRA);
+    acted_as
+        .extra
+        .retain(|k, _| !k.starts_with(ORIGINAL_USER_DOMAIN));
+    let caller = UserInfo {
+        username: original,
+        uid,
+        groups,
+        extra,
+    };
+    (caller, Some(acted_as))
 }
 
 /// `X-Forwarded-For` addresses first, then the peer, as the apiserver's
@@ -265,6 +313,62 @@ mod tests {
             );
             assert_eq!(event.validate(), Ok(()));
         }
+    }
+
+    #[test]
+    fn an_impersonated_request_records_the_caller_and_who_it_acted_as() {
+        let mut e = entry(RequestMethod::Get, "/api/v1/namespaces/default/pods", true);
+        let bob = IdentityMetadata {
+            mode: metadata::Mode::Impersonate,
+            user: "banyan:bob@example.com".into(),
+            issuer: "https://issuer.example".into(),
+            uid: Some("bob-uid".into()),
+            groups: vec!["banyan:readers".into()],
+            extra: vec![
+                (
+                    ORIGINAL_EXTRA_EXTRA.into(),
+                    vec![r#"{"authentication.kubernetes.io/credential-id":["JTI=j"]}"#.into()],
+                ),
+                (
+                    ORIGINAL_GROUPS_EXTRA.into(),
+                    vec!["banyan:developers".into(), "system:authenticated".into()],
+                ),
+                (ORIGINAL_UID_EXTRA.into(), vec!["u-1".into()]),
+                (
+                    ORIGINAL_USER_EXTRA.into(),
+                    vec!["banyan:alice@example.com".into()],
+                ),
+                ("scopes".into(), vec!["view".into()]),
+            ],
+        };
+        if let Some(m) = e
+            .common_properties
+            .as_mut()
+            .and_then(|c| c.metadata.as_mut())
+        {
+            m.filter_metadata
+                .insert(metadata::NAMESPACE.to_owned(), bob.to_struct());
+        }
+        let ev = event_from_entry(&e);
+        ev.validate().unwrap();
+        assert_eq!(ev.user.username, "banyan:alice@example.com");
+        assert_eq!(ev.user.uid, "u-1");
+        assert_eq!(
+            ev.user.groups,
+            ["banyan:developers", "system:authenticated"]
+        );
+        assert_eq!(
+            ev.user.extra["authentication.kubernetes.io/credential-id"],
+            ["JTI=j"]
+        );
+        let acted = ev.impersonated_user.unwrap();
+        assert_eq!(acted.username, "banyan:bob@example.com");
+        assert_eq!(acted.uid, "bob-uid");
+        assert_eq!(acted.groups, ["banyan:readers", "system:authenticated"]);
+        assert_eq!(acted.extra.keys().collect::<Vec<_>>(), ["scopes"]);
+        // An ordinary request has no impersonated user.
+        let plain = event_from_entry(&entry(RequestMethod::Get, "/api/v1/pods", true));
+        assert!(plain.impersonated_user.is_none());
     }
 
     #[test]

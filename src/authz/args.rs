@@ -124,6 +124,47 @@ pub struct AuthzArgs {
     )]
     pub token_passthrough_audiences: Vec<String>,
 
+    /// Let signed-in users act as someone else (`kubectl --as`,
+    /// `--as-group`, `--as-uid`): each requested value is authorised with a
+    /// SubjectAccessReview as the signed-in user (verb `impersonate`, as
+    /// the apiserver checks it), then the requested identity is forwarded
+    /// with the original user in `originaluser.kube-oidc-authz.io/*`
+    /// extras. Off: every `Impersonate-*` header is refused with 403.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_ALLOW_IMPERSONATION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
+    pub allow_impersonation: bool,
+
+    /// Most `Impersonate-*` header lines one request may carry; more are
+    /// refused with 431.
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_IMPERSONATION_MAX_VALUES",
+        default_value_t = 64
+    )]
+    pub impersonation_max_values: usize,
+
+    /// One deadline for all the SubjectAccessReviews of one request (they
+    /// run concurrently); past it the request fails closed with 503. Must
+    /// stay below Envoy's ext_authz timeout (1s in the shipped config).
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_IMPERSONATION_REVIEW_TIMEOUT", value_parser = crate::duration::parse, default_value = "500ms")]
+    pub impersonation_review_timeout: Duration,
+
+    /// How long an allowing SubjectAccessReview answer is reused for the
+    /// same caller and attributes.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_IMPERSONATION_CACHE_ALLOW_TTL", value_parser = crate::duration::parse, default_value = "10s")]
+    pub impersonation_cache_allow_ttl: Duration,
+
+    /// How long a denying SubjectAccessReview answer is reused.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_IMPERSONATION_CACHE_DENY_TTL", value_parser = crate::duration::parse, default_value = "5s")]
+    pub impersonation_cache_deny_ttl: Duration,
+
+    /// Most SubjectAccessReview answers kept.
+    #[arg(
+        long,
+        env = "KUBE_OIDC_AUTHZ_IMPERSONATION_CACHE_MAX_ENTRIES",
+        default_value_t = 10_000
+    )]
+    pub impersonation_cache_max_entries: u64,
+
     /// Add `Impersonate-Extra-Remote-Client-Ip` with the client's address.
     #[arg(long, env = "KUBE_OIDC_AUTHZ_EXTRA_USER_HEADER_CLIENT_IP", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::boolean::parse)]
     pub extra_user_header_client_ip: bool,
@@ -153,7 +194,8 @@ pub struct AuthzArgs {
     )]
     pub upstream_token_file: PathBuf,
 
-    /// The apiserver, for TokenReview and SubjectAccessReview calls.
+    /// The apiserver, for TokenReview (`--token-passthrough`) and
+    /// SubjectAccessReview (`--allow-impersonation`) calls.
     #[arg(
         long,
         env = "KUBE_OIDC_AUTHZ_APISERVER_URL",
@@ -178,8 +220,19 @@ pub struct AuthzArgs {
     pub cache_max_entries: u64,
 
     /// Least time between two JWKS fetches triggered by unknown key ids.
-    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_MIN_REFRESH_INTERVAL", value_parser = crate::duration::parse, default_value = "5s")]
+    /// At most `--jwks-unknown-kid-max-wait`, so that a token signed with a
+    /// key published right after a fetch waits for the next one instead of
+    /// failing.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_MIN_REFRESH_INTERVAL", value_parser = crate::duration::parse, default_value = "500ms")]
     pub jwks_min_refresh_interval: Duration,
+
+    /// How long a token with an unknown key id may wait for the next
+    /// allowed JWKS fetch when one was made less than
+    /// `--jwks-min-refresh-interval` ago; if the next fetch is further
+    /// away, the token fails at once (401). Below Envoy's ext_authz
+    /// timeout (1s), leaving room for the fetch itself.
+    #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_UNKNOWN_KID_MAX_WAIT", value_parser = crate::duration::parse, default_value = "500ms")]
+    pub jwks_unknown_kid_max_wait: Duration,
 
     /// How often keys are refreshed in the background.
     #[arg(long, env = "KUBE_OIDC_AUTHZ_JWKS_REFRESH_INTERVAL", value_parser = crate::duration::parse, default_value = "5m")]
@@ -219,7 +272,8 @@ mod tests {
     #[test]
     fn boolean_flags_take_pflag_syntax() {
         type Get = fn(&AuthzArgs) -> bool;
-        let flags: [(&str, Get, bool); 5] = [
+        let flags: [(&str, Get, bool); 6] = [
+            ("--allow-impersonation", |a| a.allow_impersonation, false),
             ("--grpc-allow-remote", |a| a.grpc_allow_remote, false),
             ("--token-passthrough", |a| a.token_passthrough, false),
             (

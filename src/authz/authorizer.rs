@@ -10,13 +10,15 @@ use envoy_types::ext_authz::v3::CheckRequestExt;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use ipnet::IpNet;
 
+use super::apiserver::ApiserverClient;
 use super::cache::{CachedIdentity, DecisionCache, token_hash};
 use super::client_ip::client_ip;
 use super::config::{Config, IssuerConfig};
 use super::decision::{Allowed, Decision};
-use super::error::DenyReason;
+use super::error::{Denial, DenyReason};
 use super::identity::{Identity, MappingOptions, map_claims};
-use super::jwks::IssuerKeys;
+use super::impersonation::Impersonator;
+use super::jwks::{IssuerKeys, UnknownKidRefresh};
 use super::metrics::{AuthzMetrics, ResultLabels};
 use super::passthrough::TokenReviewer;
 use super::response;
@@ -45,6 +47,8 @@ pub struct Authorizer {
     static_extras: Vec<(String, String)>,
     trusted_proxies: Vec<IpNet>,
     passthrough: Option<TokenReviewer>,
+    impersonator: Option<Impersonator>,
+    unknown_kid_max_wait: std::time::Duration,
     metrics: AuthzMetrics,
     clock: SharedClock,
 }
@@ -86,15 +90,33 @@ impl Authorizer {
                 Err(e) => errors.push(format!("issuer {}: {e}", cfg.url)),
             }
         }
-        let passthrough = match &config.passthrough {
-            Some(p) => match TokenReviewer::new(p, upstream.clone(), metrics.clone()) {
-                Ok(r) => Some(r),
+        let apiserver = if config.passthrough.is_some() || config.impersonation.is_some() {
+            match ApiserverClient::new(
+                &config.apiserver.url,
+                &config.apiserver.ca_file,
+                upstream.clone(),
+            ) {
+                Ok(c) => Some(c),
                 Err(e) => {
                     errors.push(e);
                     None
                 }
-            },
-            None => None,
+            }
+        } else {
+            None
+        };
+        let passthrough = match (&config.passthrough, &apiserver) {
+            (Some(p), Some(api)) => Some(TokenReviewer::new(p, api.clone(), metrics.clone())),
+            _ => None,
+        };
+        let impersonator = match (&config.impersonation, apiserver) {
+            (Some(i), Some(api)) => Some(Impersonator::new(
+                i,
+                config.refuse_system_identities,
+                api,
+                metrics.clone(),
+            )),
+            _ => None,
         };
         if !errors.is_empty() {
             return Err(errors);
@@ -115,6 +137,8 @@ impl Authorizer {
                 .collect(),
             trusted_proxies: config.trusted_proxies.clone(),
             passthrough,
+            impersonator,
+            unknown_kid_max_wait: config.jwks_unknown_kid_max_wait,
             metrics,
             clock,
         })
@@ -159,16 +183,25 @@ impl Authorizer {
                 return Err(DenyReason::KeysUnavailable);
             }
         }
-        match parsed.verify_signature(issuer.keys.current().iter()) {
+        let seen = issuer.keys.current();
+        match parsed.verify_signature(seen.iter()) {
             Err(DenyReason::UnknownKey) => {
                 // Perhaps the issuer rotated its keys: one refresh, shared
-                // by concurrent callers and rate-limited against floods.
-                let refreshed = issuer.keys.refresh_rate_limited().await;
+                // by concurrent callers and rate-limited against floods,
+                // waited for (briefly) when the window is closed.
+                let refreshed = issuer
+                    .keys
+                    .refresh_for_unknown_kid(&seen, self.unknown_kid_max_wait)
+                    .await;
+                let result = match refreshed {
+                    UnknownKidRefresh::Fetched(true) => "fetched",
+                    UnknownKidRefresh::Fetched(false) => "failed",
+                    UnknownKidRefresh::Shared => "shared",
+                    UnknownKidRefresh::Skipped => "skipped",
+                };
                 self.metrics
                     .jwks_refreshes
-                    .get_or_create(&ResultLabels {
-                        result: if refreshed { "fetched" } else { "skipped" },
-                    })
+                    .get_or_create(&ResultLabels { result })
                     .inc();
                 parsed.verify_signature(issuer.keys.current().iter())?;
             }
@@ -194,14 +227,30 @@ impl Authorizer {
             .inc();
     }
 
-    async fn outcome(&self, inbound: InboundRequest<'_>) -> Result<Allowed, DenyReason> {
-        if inbound.has_impersonation_header() {
-            return Err(DenyReason::ImpersonationRefused);
+    async fn outcome(&self, inbound: InboundRequest<'_>) -> Result<Allowed, Denial> {
+        // Without the opt-in, a client's own impersonation is refused
+        // before anything else is looked at.
+        let impersonating = inbound.has_impersonation_header();
+        if impersonating && self.impersonator.is_none() {
+            return Err(DenyReason::ImpersonationRefused.into());
         }
         let authorization = inbound.header("authorization");
         let token = bearer_token(authorization.as_deref())?;
         match self.authenticate(token).await {
-            Ok((identity, cached)) => Ok(Allowed::Impersonate { identity, cached }),
+            Ok((identity, cached)) => match &self.impersonator {
+                Some(impersonator) if impersonating => {
+                    match impersonator.act_as(&identity, inbound).await? {
+                        Some(act_as) => Ok(Allowed::ActAs {
+                            caller: identity,
+                            identity: act_as.identity,
+                            cached,
+                            reviews_cached: act_as.reviews_cached,
+                        }),
+                        None => Ok(Allowed::Impersonate { identity, cached }),
+                    }
+                }
+                _ => Ok(Allowed::Impersonate { identity, cached }),
+            },
             Err(reason) => match &self.passthrough {
                 Some(reviewer) if reason.http_status() == 401 => {
                     let user = reviewer.review(token).await.map_err(|e| {
@@ -213,9 +262,15 @@ impl Authorizer {
                             e
                         }
                     })?;
+                    // A passthrough token goes upstream as itself: what it
+                    // asks to act as is the apiserver's to check, and this
+                    // proxy does not forward it.
+                    if impersonating {
+                        return Err(DenyReason::ImpersonationRefused.into());
+                    }
                     Ok(Allowed::Passthrough { user })
                 }
-                _ => Err(reason),
+                _ => Err(reason.into()),
             },
         }
     }
@@ -224,11 +279,15 @@ impl Authorizer {
     /// [`Decision::report`].
     pub async fn decide<'r>(&self, req: &'r CheckRequest) -> Decision<'r> {
         let inbound = InboundRequest::new(req);
-        let outcome = self.outcome(inbound).await;
+        let (outcome, detail) = match self.outcome(inbound).await {
+            Ok(allowed) => (Ok(allowed), None),
+            Err(denial) => (Err(denial.reason), denial.status),
+        };
         let peer: Option<IpAddr> = req.get_client_address().and_then(|a| a.parse().ok());
         let forwarded_for = inbound.header("x-forwarded-for");
         Decision {
             outcome,
+            detail,
             source_ip: client_ip(peer, forwarded_for.as_deref(), &self.trusted_proxies),
             forwarded_for,
             method: inbound.method(),
@@ -241,7 +300,7 @@ impl Authorizer {
     /// caller's token untouched for passthrough, or a denied `Status`.
     pub fn respond(&self, decision: &Decision<'_>) -> CheckResponse {
         match &decision.outcome {
-            Ok(Allowed::Impersonate { identity, .. }) => {
+            Ok(Allowed::Impersonate { identity, .. } | Allowed::ActAs { identity, .. }) => {
                 let ip_text = match (self.client_ip_extra, decision.source_ip) {
                     (true, Some(ip)) => Some(ip.to_string()),
                     _ => None,
@@ -257,7 +316,10 @@ impl Authorizer {
                 response::allow(identity, &self.upstream.current(), &extras)
             }
             Ok(Allowed::Passthrough { user }) => response::allow_passthrough(user),
-            Err(reason) => response::deny(*reason),
+            Err(reason) => match &decision.detail {
+                Some(status) => response::deny_with(*reason, status),
+                None => response::deny(*reason),
+            },
         }
     }
 

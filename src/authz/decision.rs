@@ -22,6 +22,16 @@ pub enum Allowed {
     Passthrough {
         user: String,
     },
+    /// End-user impersonation: `caller` (authenticated from its token)
+    /// acts as `identity`, which is what goes upstream.
+    ActAs {
+        caller: Arc<Identity>,
+        identity: Arc<Identity>,
+        /// Whether the caller's token verification came from the cache.
+        cached: bool,
+        /// Whether every impersonation review answer came from the cache.
+        reviews_cached: bool,
+    },
 }
 
 /// The decision for one `CheckRequest` and the request facts it is
@@ -29,6 +39,9 @@ pub enum Allowed {
 #[derive(Debug)]
 pub struct Decision<'r> {
     pub outcome: Result<Allowed, DenyReason>,
+    /// The `Status` a denial answers with when its reason's fixed body
+    /// would say too little (the apiserver's forbidden message, say).
+    pub detail: Option<crate::k8s::Status>,
     /// The caller's address (see [`super::client_ip`]).
     pub source_ip: Option<IpAddr>,
     pub forwarded_for: Option<Cow<'r, str>>,
@@ -80,13 +93,18 @@ impl Decision<'_> {
         match &self.outcome {
             Ok(Allowed::Impersonate { .. }) => "ok",
             Ok(Allowed::Passthrough { .. }) => "passthrough",
+            Ok(Allowed::ActAs { .. }) => "impersonated",
             Err(reason) => reason.code(),
         }
     }
 
     /// The HTTP status Envoy answers a denied request with.
     pub fn status(&self) -> Option<u16> {
-        self.outcome.as_ref().err().map(|r| r.http_status())
+        match (&self.outcome, &self.detail) {
+            (Ok(_), _) => None,
+            (Err(_), Some(status)) => Some(status.code),
+            (Err(r), None) => Some(r.http_status()),
+        }
     }
 
     /// The labels of the `decisions` counter.
@@ -111,17 +129,36 @@ impl Decision<'_> {
     /// Writes the decision line (target `kube_oidc_authz::decision`).
     /// Fields absent from an outcome are left out of the line, not
     /// written empty: an impersonation names the identity, a passthrough
-    /// only the user the apiserver reported, a denial its status. Never
-    /// the token, never the claims. What the client controls (method,
-    /// path, X-Forwarded-For) is cut to a fixed length.
+    /// only the user the apiserver reported, a denial its status. With
+    /// end-user impersonation, `user`, `groups` and `uid` are the outbound
+    /// identity and `original_*` the authenticated caller, as
+    /// kube-oidc-proxy's `AuSuccess` line shows both. Never the token,
+    /// never the claims. What the client controls (method, path,
+    /// X-Forwarded-For, the requested identity in a denial's message) is
+    /// cut to a fixed length.
     pub fn log(&self) {
         let (identity, cached, user) = match &self.outcome {
-            Ok(Allowed::Impersonate { identity, cached }) => {
-                (Some(identity.as_ref()), Some(*cached), Some(&identity.user))
-            }
+            Ok(
+                Allowed::Impersonate { identity, cached }
+                | Allowed::ActAs {
+                    identity, cached, ..
+                },
+            ) => (Some(identity.as_ref()), Some(*cached), Some(&identity.user)),
             Ok(Allowed::Passthrough { user }) => (None, None, Some(user)),
             Err(_) => (None, None, None),
         };
+        let (original, reviews_cached) = match &self.outcome {
+            Ok(Allowed::ActAs {
+                caller,
+                reviews_cached,
+                ..
+            }) => (Some(caller.as_ref()), Some(*reviews_cached)),
+            _ => (None, None),
+        };
+        let message = self
+            .detail
+            .as_ref()
+            .map(|s| truncated(&s.message, LOGGED_FIELD_MAX_BYTES));
         // The passthrough line has never carried X-Forwarded-For.
         let forwarded_for = match self.outcome {
             Ok(Allowed::Passthrough { .. }) => None,
@@ -141,6 +178,11 @@ impl Decision<'_> {
             uid = identity.map(|i| i.uid.as_deref().unwrap_or("")),
             issuer = identity.map(|i| i.issuer.as_str()),
             cached,
+            original_user = original.map(|i| i.user.as_str()),
+            original_groups = original.map(|i| tracing::field::debug(&i.groups)),
+            original_uid = original.map(|i| i.uid.as_deref().unwrap_or("")),
+            reviews_cached,
+            message = message.as_deref(),
             source_ip = source_ip.as_str(),
             forwarded_for = forwarded_for.as_deref(),
             method = truncated(self.method, LOGGED_METHOD_MAX_BYTES).as_ref(),
@@ -171,6 +213,7 @@ mod tests {
     fn decision(outcome: Result<Allowed, DenyReason>) -> Decision<'static> {
         Decision {
             outcome,
+            detail: None,
             source_ip: "203.0.113.7".parse().ok(),
             forwarded_for: Some(Cow::Borrowed("198.51.100.1")),
             method: "GET",
@@ -285,6 +328,31 @@ mod tests {
                 }),
             ),
             (
+                Ok(Allowed::ActAs {
+                    caller: alice(),
+                    identity: Arc::new(Identity {
+                        user: "banyan:bob@example.com".into(),
+                        uid: Some("bob-uid".into()),
+                        groups: vec!["banyan:readers".into()],
+                        extra: Vec::new(),
+                        issuer: "https://idp.example.com".into(),
+                    }),
+                    cached: true,
+                    reviews_cached: false,
+                }),
+                json!({
+                    "decision": "allow", "reason": "impersonated",
+                    "user": "banyan:bob@example.com",
+                    "groups": "[\"banyan:readers\"]",
+                    "uid": "bob-uid", "issuer": "https://idp.example.com", "cached": true,
+                    "original_user": "banyan:alice@example.com",
+                    "original_groups": "[\"banyan:a\", \"banyan:b\"]",
+                    "original_uid": "", "reviews_cached": false,
+                    "source_ip": "203.0.113.7", "forwarded_for": "198.51.100.1",
+                    "method": "GET", "path": "/api/v1/pods",
+                }),
+            ),
+            (
                 Err(DenyReason::AudienceMismatch),
                 json!({
                     "decision": "deny", "reason": "audience_mismatch", "status": 401,
@@ -300,6 +368,23 @@ mod tests {
             assert_eq!(lines[0]["level"], "INFO");
             assert_eq!(fields(&lines[0]), want);
         }
+    }
+
+    #[test]
+    fn a_denial_with_its_own_status_answers_and_logs_it() {
+        let mut d = decision(Err(DenyReason::ImpersonationDenied));
+        d.detail = Some(crate::k8s::Status::failure(
+            431,
+            "Unknown",
+            "65 impersonation header values, more than the 64 allowed",
+        ));
+        assert_eq!(d.status(), Some(431));
+        let line = &logged(&d)[0];
+        assert_eq!(line["status"], 431);
+        assert_eq!(
+            line["message"],
+            "65 impersonation header values, more than the 64 allowed"
+        );
     }
 
     #[test]

@@ -49,6 +49,25 @@ pub enum DenyReason {
     PassthroughUnavailable,
     #[error("upstream credentials unavailable")]
     UpstreamTokenUnavailable,
+    /// A SubjectAccessReview said the caller may not act as what it asked.
+    #[error("impersonation denied by a subject access review")]
+    ImpersonationDenied,
+    /// A `system:` user or group, or an extra key the proxy writes itself,
+    /// was asked for; refused before any review.
+    #[error("impersonation of a reserved identity")]
+    ImpersonationReserved,
+    #[error("too many impersonation header values")]
+    ImpersonationTooManyValues,
+    /// Impersonation headers that cannot be read unambiguously.
+    #[error("malformed impersonation headers")]
+    ImpersonationMalformed,
+    /// Groups, extras or a uid without a user, which the apiserver answers
+    /// with 500.
+    #[error("impersonation without a user")]
+    ImpersonationWithoutUser,
+    /// A SubjectAccessReview failed or did not answer in time.
+    #[error("impersonation reviews unavailable")]
+    ImpersonationUnavailable,
 }
 
 impl DenyReason {
@@ -77,24 +96,38 @@ impl DenyReason {
             DenyReason::PassthroughRejected => "passthrough_rejected",
             DenyReason::PassthroughUnavailable => "passthrough_unavailable",
             DenyReason::UpstreamTokenUnavailable => "upstream_token_unavailable",
+            DenyReason::ImpersonationDenied => "impersonation_denied",
+            DenyReason::ImpersonationReserved => "impersonation_reserved",
+            DenyReason::ImpersonationTooManyValues => "impersonation_too_many_values",
+            DenyReason::ImpersonationMalformed => "impersonation_malformed",
+            DenyReason::ImpersonationWithoutUser => "impersonation_without_user",
+            DenyReason::ImpersonationUnavailable => "impersonation_unavailable",
         }
     }
 
     /// HTTP status of the denied response: 403 for refused impersonation,
     /// 503 when the service cannot decide for lack of its own dependencies,
-    /// 401 for every problem with the caller's credentials.
+    /// 401 for every problem with the caller's credentials; impersonation
+    /// headers too many (431), unreadable (400), or without a user (500, as
+    /// the apiserver answers).
     pub fn http_status(self) -> u16 {
         match self {
-            DenyReason::ImpersonationRefused => 403,
+            DenyReason::ImpersonationRefused
+            | DenyReason::ImpersonationDenied
+            | DenyReason::ImpersonationReserved => 403,
+            DenyReason::ImpersonationTooManyValues => 431,
+            DenyReason::ImpersonationMalformed => 400,
+            DenyReason::ImpersonationWithoutUser => 500,
             DenyReason::KeysUnavailable
             | DenyReason::PassthroughUnavailable
-            | DenyReason::UpstreamTokenUnavailable => 503,
+            | DenyReason::UpstreamTokenUnavailable
+            | DenyReason::ImpersonationUnavailable => 503,
             _ => 401,
         }
     }
 
     /// Every reason, for tests and for pre-registering metric series.
-    pub const ALL: [DenyReason; 22] = [
+    pub const ALL: [DenyReason; 28] = [
         DenyReason::ImpersonationRefused,
         DenyReason::MissingToken,
         DenyReason::MalformedToken,
@@ -117,5 +150,38 @@ impl DenyReason {
         DenyReason::PassthroughRejected,
         DenyReason::PassthroughUnavailable,
         DenyReason::UpstreamTokenUnavailable,
+        DenyReason::ImpersonationDenied,
+        DenyReason::ImpersonationReserved,
+        DenyReason::ImpersonationTooManyValues,
+        DenyReason::ImpersonationMalformed,
+        DenyReason::ImpersonationWithoutUser,
+        DenyReason::ImpersonationUnavailable,
     ];
+}
+
+/// A denial with, where the fixed body of its reason would say too little,
+/// the `Status` to answer instead (the apiserver's own message for a
+/// forbidden impersonation, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: DenyReason,
+    pub status: Option<crate::k8s::Status>,
+}
+
+impl Denial {
+    pub fn with_status(reason: DenyReason, status: crate::k8s::Status) -> Self {
+        Denial {
+            reason,
+            status: Some(status),
+        }
+    }
+}
+
+impl From<DenyReason> for Denial {
+    fn from(reason: DenyReason) -> Self {
+        Denial {
+            reason,
+            status: None,
+        }
+    }
 }

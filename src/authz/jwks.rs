@@ -1,7 +1,14 @@
 //! Issuer keys: OIDC discovery and JWKS, fetched over HTTPS, cached,
 //! refreshed in the background and on an unknown `kid` (single-flight and
 //! rate-limited), and kept while the issuer is unreachable.
+//!
+//! A token whose `kid` is unknown while the rate limit's window is closed
+//! waits, up to a bound, for the window to open ([`RefreshGate`]), so that
+//! a key published right after a fetch is accepted the first time it is
+//! seen; a flood of unknown kids still causes at most one fetch per
+//! `--jwks-min-refresh-interval`.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -48,6 +55,71 @@ impl JwksError {
     }
 }
 
+/// What a caller that found no key for its `kid` got from the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownKidRefresh {
+    /// This caller fetched; whether the fetch succeeded.
+    Fetched(bool),
+    /// Another caller's fetch changed the keys meanwhile: look again.
+    Shared,
+    /// The window would not open before the caller's deadline.
+    Skipped,
+}
+
+/// At most one fetch per `min_interval`: the time of the last fetch,
+/// held while fetching so concurrent callers share one.
+pub struct RefreshGate {
+    last: Mutex<Option<Instant>>,
+    min_interval: Duration,
+}
+
+impl RefreshGate {
+    pub fn new(min_interval: Duration) -> Self {
+        RefreshGate {
+            last: Mutex::new(None),
+            min_interval,
+        }
+    }
+
+    /// Runs `fetch` once the window is open, waiting for it until
+    /// `deadline` at most, unless `changed` reports (under the gate) that a
+    /// fetch since the caller looked made waiting moot. Callers queue on
+    /// the gate in order; a fetch in progress holds it.
+    pub async fn when_open<F, Fut>(
+        &self,
+        deadline: Instant,
+        changed: impl Fn() -> bool,
+        fetch: F,
+    ) -> UnknownKidRefresh
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        loop {
+            let Ok(mut last) = tokio::time::timeout_at(deadline, self.last.lock()).await else {
+                return UnknownKidRefresh::Skipped;
+            };
+            if changed() {
+                return UnknownKidRefresh::Shared;
+            }
+            match *last {
+                Some(t) if t + self.min_interval > Instant::now() => {
+                    let open = t + self.min_interval;
+                    if open > deadline {
+                        return UnknownKidRefresh::Skipped;
+                    }
+                    drop(last);
+                    tokio::time::sleep_until(open).await;
+                }
+                _ => {
+                    *last = Some(Instant::now());
+                    return UnknownKidRefresh::Fetched(fetch().await);
+                }
+            }
+        }
+    }
+}
+
 /// The keys of one issuer.
 pub struct IssuerKeys {
     issuer: String,
@@ -56,8 +128,7 @@ pub struct IssuerKeys {
     keys: RwLock<Arc<Vec<VerifyingKey>>>,
     loaded: AtomicBool,
     /// Held while fetching; holds the time of the last attempt.
-    fetch: Mutex<Option<Instant>>,
-    min_interval: Duration,
+    gate: RefreshGate,
     fetches: AtomicU64,
 }
 
@@ -78,8 +149,7 @@ impl IssuerKeys {
             client,
             keys: RwLock::new(Arc::new(Vec::new())),
             loaded: AtomicBool::new(false),
-            fetch: Mutex::new(None),
-            min_interval,
+            gate: RefreshGate::new(min_interval),
             fetches: AtomicU64::new(0),
         })
     }
@@ -106,17 +176,34 @@ impl IssuerKeys {
     /// interval ago. Concurrent callers wait for one fetch rather than each
     /// making their own. Returns whether a fetch was made and succeeded.
     pub async fn refresh_rate_limited(&self) -> bool {
-        let mut last = self.fetch.lock().await;
-        if last.is_some_and(|t| t.elapsed() < self.min_interval) {
+        let mut last = self.gate.last.lock().await;
+        if last.is_some_and(|t| t.elapsed() < self.gate.min_interval) {
             return false;
         }
         *last = Some(Instant::now());
         self.fetch_and_swap().await
     }
 
+    /// For a token whose `kid` is not in `seen` (the keys it was checked
+    /// against): fetches when the rate limit allows, waiting up to
+    /// `max_wait` for it to, unless the keys change meanwhile.
+    pub async fn refresh_for_unknown_kid(
+        &self,
+        seen: &Arc<Vec<VerifyingKey>>,
+        max_wait: Duration,
+    ) -> UnknownKidRefresh {
+        self.gate
+            .when_open(
+                Instant::now() + max_wait,
+                || !Arc::ptr_eq(seen, &self.current()),
+                || self.fetch_and_swap(),
+            )
+            .await
+    }
+
     /// Refreshes now, regardless of the rate limit (background schedule).
     pub async fn refresh(&self) -> bool {
-        let mut last = self.fetch.lock().await;
+        let mut last = self.gate.last.lock().await;
         *last = Some(Instant::now());
         self.fetch_and_swap().await
     }
@@ -243,5 +330,139 @@ impl IssuerKeys {
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Callers arriving at the given offsets (ms after a fetch at 0) with a
+    /// 300 ms wait bound and a 500 ms interval: the outcome of each, and
+    /// when it was known.
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_window_is_waited_for_within_the_bound() {
+        let gate = RefreshGate::new(Duration::from_millis(500));
+        let start = Instant::now();
+        assert_eq!(
+            gate.when_open(start, || false, || async { true }).await,
+            UnknownKidRefresh::Fetched(true),
+            "the first fetch needs no wait"
+        );
+        let cases = [
+            // Opens at 500: within 300 of 250, so waits and fetches.
+            (250, UnknownKidRefresh::Fetched(true), 500),
+            // Just fetched at 500: opens at 1000, beyond 600 + 300.
+            (600, UnknownKidRefresh::Skipped, 600),
+            // Opens at 1000, exactly the deadline of 700 + 300.
+            (700, UnknownKidRefresh::Fetched(false), 1000),
+        ];
+        for (at, want, done_at) in cases {
+            tokio::time::sleep_until(start + Duration::from_millis(at)).await;
+            let got = gate
+                .when_open(
+                    Instant::now() + Duration::from_millis(300),
+                    || false,
+                    || async { want == UnknownKidRefresh::Fetched(true) },
+                )
+                .await;
+            assert_eq!(got, want, "caller at {at} ms");
+            assert_eq!(
+                Instant::now() - start,
+                Duration::from_millis(done_at),
+                "caller at {at} ms"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_waiters_makes_one_fetch_per_interval() {
+        let gate = Arc::new(RefreshGate::new(Duration::from_millis(500)));
+        let keys_version = Arc::new(AtomicUsize::new(0));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let fetch = {
+            let (v, f) = (keys_version.clone(), fetches.clone());
+            move || {
+                let (v, f) = (v.clone(), f.clone());
+                async move {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    v.fetch_add(1, Ordering::SeqCst);
+                    true
+                }
+            }
+        };
+        // A fetch just happened; 1000 tokens with unknown kids arrive.
+        gate.when_open(Instant::now(), || false, fetch.clone())
+            .await;
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let (gate, v, fetch) = (gate.clone(), keys_version.clone(), fetch.clone());
+                tokio::spawn(async move {
+                    let seen = v.load(Ordering::SeqCst);
+                    gate.when_open(
+                        Instant::now() + Duration::from_millis(600),
+                        move || v.load(Ordering::SeqCst) != seen,
+                        fetch,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        // One fetch (the second overall) when the window opened; everyone
+        // else saw the keys change and looked again.
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        let fetched = outcomes
+            .iter()
+            .filter(|o| **o == UnknownKidRefresh::Fetched(true))
+            .count();
+        assert_eq!(fetched, 1);
+        assert!(
+            outcomes.iter().all(|o| matches!(
+                o,
+                UnknownKidRefresh::Fetched(true) | UnknownKidRefresh::Shared
+            )),
+            "{outcomes:?}"
+        );
+        assert!(Instant::now() - start <= Duration::from_millis(600));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_the_gate_itself_is_bounded_by_the_deadline() {
+        let gate = Arc::new(RefreshGate::new(Duration::from_millis(100)));
+        // A fetch that hangs for ten seconds holds the gate.
+        let holder = {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                gate.when_open(
+                    Instant::now(),
+                    || false,
+                    || async {
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        true
+                    },
+                )
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let start = Instant::now();
+        let got = gate
+            .when_open(
+                start + Duration::from_millis(300),
+                || false,
+                || async { true },
+            )
+            .await;
+        assert_eq!(got, UnknownKidRefresh::Skipped);
+        assert_eq!(Instant::now() - start, Duration::from_millis(300));
+        holder.abort();
     }
 }

@@ -32,6 +32,8 @@ pub struct AuthzMetrics {
     pub jwks_refreshes: Family<ResultLabels, Counter>,
     pub passthrough_reviews: Family<ResultLabels, Counter>,
     pub passthrough_refusals: Family<ReasonLabels, Counter>,
+    pub impersonation_reviews: Family<ResultLabels, Counter>,
+    pub impersonation_review_cache: Family<ResultLabels, Counter>,
 }
 
 impl AuthzMetrics {
@@ -44,6 +46,8 @@ impl AuthzMetrics {
             jwks_refreshes: Family::default(),
             passthrough_reviews: Family::default(),
             passthrough_refusals: Family::default(),
+            impersonation_reviews: Family::default(),
+            impersonation_review_cache: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("kube_oidc_authz");
         r.register(
@@ -63,7 +67,7 @@ impl AuthzMetrics {
         );
         r.register(
             "jwks_refreshes",
-            "Issuer key refreshes triggered by an unknown key id, by result",
+            "Issuer key refreshes triggered by an unknown key id, by result (fetched, failed, shared: another caller's fetch changed the keys, skipped: rate-limited beyond the wait bound)",
             m.jwks_refreshes.clone(),
         );
         r.register(
@@ -75,6 +79,16 @@ impl AuthzMetrics {
             "passthrough_refusals",
             "Passthrough tokens refused without a TokenReview, by reason (not_jwt, audience, saturated)",
             m.passthrough_refusals.clone(),
+        );
+        r.register(
+            "impersonation_reviews",
+            "SubjectAccessReviews sent for end-user impersonation, by result (allowed, denied, error)",
+            m.impersonation_reviews.clone(),
+        );
+        r.register(
+            "impersonation_review_cache",
+            "Impersonation review answers looked up in the cache, by result (hit, miss)",
+            m.impersonation_review_cache.clone(),
         );
         m
     }

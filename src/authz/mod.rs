@@ -4,12 +4,16 @@
 //! [`token`] reads the request, [`verify`] checks the JWT against keys from
 //! [`jwks`], [`identity`] maps claims with the apiserver's rules, [`cache`]
 //! remembers verified tokens and [`passthrough`] asks the apiserver about
-//! tokens that are not ours. The result is one [`decision::Decision`],
+//! tokens that are not ours; with `--allow-impersonation`,
+//! [`impersonation`] authorises `kubectl --as` with SubjectAccessReviews.
+//! Both reach the apiserver through [`apiserver`]. The result is one
+//! [`decision::Decision`],
 //! which logs and counts itself, and [`response`] writes Envoy's answer.
 //! [`health`] reports readiness on grpc.health.v1. [`config`] turns flags
 //! or an `AuthenticationConfiguration` into one validated
 //! [`config::Config`].
 
+pub mod apiserver;
 pub mod args;
 pub mod authorizer;
 pub mod cache;
@@ -19,6 +23,7 @@ pub mod decision;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod impersonation;
 pub mod jwks;
 pub mod metrics;
 pub mod passthrough;

@@ -17,18 +17,19 @@ use moka::sync::Cache;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use super::apiserver::ApiserverClient;
 use super::cache::{TokenHash, token_hash};
 use super::config::PassthroughConfig;
 use super::error::DenyReason;
 use super::metrics::{AuthzMetrics, ReasonLabels, ResultLabels};
-use super::upstream_token::UpstreamToken;
 use super::verify::{MAX_TOKEN_BYTES, decode_json};
 
 /// How long a review's answer (yes or no) is reused, like the apiserver's
 /// webhook token cache.
 const REVIEW_TTL: Duration = Duration::from_secs(10);
 const REVIEW_CACHE_ENTRIES: u64 = 10_000;
-const REVIEW_TIMEOUT: Duration = Duration::from_secs(5);
+/// Where TokenReviews are created.
+const TOKEN_REVIEWS_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 /// Reviews in flight at once, at most.
 pub const MAX_CONCURRENT_REVIEWS: usize = 16;
 /// How long a candidate waits for a review slot before the request is
@@ -94,44 +95,25 @@ pub fn candidate(token: &str, audiences: &[String]) -> Result<(), Refusal> {
 
 /// Runs TokenReviews against the apiserver.
 pub struct TokenReviewer {
-    client: reqwest::Client,
-    url: String,
+    apiserver: ApiserverClient,
     audiences: Vec<String>,
-    upstream: UpstreamToken,
     answers: Cache<TokenHash, Option<String>>,
     slots: Semaphore,
     metrics: AuthzMetrics,
 }
 
 impl TokenReviewer {
-    pub fn new(
-        cfg: &PassthroughConfig,
-        upstream: UpstreamToken,
-        metrics: AuthzMetrics,
-    ) -> Result<Self, String> {
-        let ca = std::fs::read(&cfg.apiserver_ca_file).map_err(|e| {
-            format!(
-                "--apiserver-ca-file {}: {e}",
-                cfg.apiserver_ca_file.display()
-            )
-        })?;
-        let client = crate::tls::https_client(Some(&ca), REVIEW_TIMEOUT)
-            .map_err(|e| format!("--apiserver-ca-file: {e}"))?;
-        Ok(TokenReviewer {
-            client,
-            url: format!(
-                "{}/apis/authentication.k8s.io/v1/tokenreviews",
-                cfg.apiserver_url
-            ),
+    pub fn new(cfg: &PassthroughConfig, apiserver: ApiserverClient, metrics: AuthzMetrics) -> Self {
+        TokenReviewer {
+            apiserver,
             audiences: cfg.audiences.clone(),
-            upstream,
             answers: Cache::builder()
                 .max_capacity(REVIEW_CACHE_ENTRIES)
                 .time_to_live(REVIEW_TTL)
                 .build(),
             slots: Semaphore::new(MAX_CONCURRENT_REVIEWS),
             metrics,
-        })
+        }
     }
 
     fn refuse(&self, refusal: Refusal) -> DenyReason {
@@ -187,25 +169,14 @@ impl TokenReviewer {
             "kind": "TokenReview",
             "spec": {"token": token, "audiences": self.audiences},
         });
-        let resp = self
-            .client
-            .post(&self.url)
-            .bearer_auth(&*self.upstream.current())
-            .json(&body)
-            .send()
+        let review = self
+            .apiserver
+            .create(TOKEN_REVIEWS_PATH, &body)
             .await
             .map_err(|e| {
-                tracing::warn!(error = %e, "token review request failed");
+                tracing::warn!(error = %e, "token review failed");
                 DenyReason::PassthroughUnavailable
             })?;
-        if !resp.status().is_success() {
-            tracing::warn!(status = resp.status().as_u16(), "token review refused");
-            return Err(DenyReason::PassthroughUnavailable);
-        }
-        let review: Value = resp
-            .json()
-            .await
-            .map_err(|_| DenyReason::PassthroughUnavailable)?;
         let status = &review["status"];
         let authenticated = status["authenticated"].as_bool() == Some(true);
         let audience_ok = self.audiences.is_empty()

@@ -106,18 +106,23 @@ pub fn allow_passthrough(user: &str) -> CheckResponse {
 
 /// A denied request, answered by Envoy with a Kubernetes `Status` body.
 pub fn deny(reason: DenyReason) -> CheckResponse {
-    let (status, grpc) = match reason.http_status() {
-        403 => (
-            Status::forbidden("impersonation is not allowed through this proxy"),
-            GRPC_PERMISSION_DENIED,
+    let status = match reason.http_status() {
+        403 => Status::forbidden("impersonation is not allowed through this proxy"),
+        503 => Status::service_unavailable(
+            "the authentication service cannot verify credentials right now",
         ),
-        503 => (
-            Status::service_unavailable(
-                "the authentication service cannot verify credentials right now",
-            ),
-            GRPC_UNAVAILABLE,
-        ),
-        _ => (Status::unauthorized(), GRPC_UNAUTHENTICATED),
+        401 => Status::unauthorized(),
+        code => Status::failure(code, Status::reason_for(code), reason.to_string()),
+    };
+    deny_with(reason, &status)
+}
+
+/// A denied request answered with `status` (its code is the HTTP status).
+pub fn deny_with(reason: DenyReason, status: &Status) -> CheckResponse {
+    let grpc = match status.code {
+        401 => GRPC_UNAUTHENTICATED,
+        503 => GRPC_UNAVAILABLE,
+        _ => GRPC_PERMISSION_DENIED,
     };
     CheckResponse {
         status: Some(rpc::Status {

@@ -63,6 +63,13 @@ impl<'a> InboundRequest<'a> {
             .any(|(k, _)| crate::k8s::impersonation::is_impersonation_header(k))
     }
 
+    /// Whether Envoy sent the `headers` map, in which repeated lines of one
+    /// header are joined with commas; with `encode_raw_headers` it sends
+    /// `header_map` instead, one entry per line.
+    pub fn headers_joined(self) -> bool {
+        self.http.is_some_and(|h| !h.headers.is_empty())
+    }
+
     pub fn method(self) -> &'a str {
         self.http.map_or("", |h| h.method.as_str())
     }

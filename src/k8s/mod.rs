@@ -9,9 +9,12 @@
 //!   apiserver adds.
 //! - [`request_info`]: verb, resource, namespace and name of a request
 //!   path, as the apiserver's request-info resolver reads them.
-//! - [`impersonation`]: the `Impersonate-*` header names and the encoding of
-//!   extra keys.
+//! - [`impersonation`]: the `Impersonate-*` header names, the encoding of
+//!   extra keys, and what a request asks to act as.
+//! - [`access_review`]: `SubjectAccessReview` bodies and the `Forbidden`
+//!   status the apiserver answers for a denied request.
 
+pub mod access_review;
 pub mod impersonation;
 pub mod request_info;
 pub mod status;

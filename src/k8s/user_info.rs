@@ -14,6 +14,27 @@ pub const ANONYMOUS: &str = "system:anonymous";
 /// The extra key the apiserver's JWT authenticator sets from a token's
 /// `jti` (as `JTI=<jti>`), so that audit can tell credentials apart.
 pub const CREDENTIAL_ID_EXTRA: &str = "authentication.kubernetes.io/credential-id";
+/// The domain of this project's extras naming the original user of an
+/// end-user impersonation (`kubectl --as` through the proxy). Callers
+/// cannot ask for keys in it: only the proxy writes them.
+pub const ORIGINAL_USER_DOMAIN: &str = "originaluser.kube-oidc-authz.io/";
+/// The original user's name (kube-oidc-proxy: `originaluser.jetstack.io-user`).
+pub const ORIGINAL_USER_EXTRA: &str = "originaluser.kube-oidc-authz.io/user";
+/// The original user's uid, when it has one.
+pub const ORIGINAL_UID_EXTRA: &str = "originaluser.kube-oidc-authz.io/uid";
+/// One value per group of the original user, `system:authenticated`
+/// included (kube-oidc-proxy: `originaluser.jetstack.io-groups`).
+pub const ORIGINAL_GROUPS_EXTRA: &str = "originaluser.kube-oidc-authz.io/groups";
+/// The original user's extras as one JSON object, when it has any
+/// (kube-oidc-proxy: `originaluser.jetstack.io-extra`).
+pub const ORIGINAL_EXTRA_EXTRA: &str = "originaluser.kube-oidc-authz.io/extra";
+/// Every original-user extra key, for RBAC.
+pub const ORIGINAL_USER_EXTRAS: [&str; 4] = [
+    ORIGINAL_USER_EXTRA,
+    ORIGINAL_UID_EXTRA,
+    ORIGINAL_GROUPS_EXTRA,
+    ORIGINAL_EXTRA_EXTRA,
+];
 /// The prefix of a service account's username.
 pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 

@@ -35,6 +35,27 @@ async fn unknown_kid_then_rotation_is_picked_up() {
 }
 
 #[tokio::test]
+async fn a_key_published_right_after_a_fetch_is_accepted_the_first_time() {
+    let issuer = Issuer::start(SigningAlg::RS256).await;
+    // The defaults: a closed window is waited for.
+    let authz = Authz::start(&issuer.product_flags()).await;
+    let before = issuer.issuer.jwks_requests();
+    issuer.issuer.rotate(true).unwrap();
+    let resp = authz.check_token(&issuer.token(json!({}))).await;
+    assert_eq!(resp.status.as_ref().unwrap().code, 0, "{:?}", resp.status);
+    // Rotated again at once: the window is closed, the token waits for it.
+    issuer.issuer.rotate(true).unwrap();
+    let resp = authz.check_token(&issuer.token(json!({}))).await;
+    assert_eq!(resp.status.as_ref().unwrap().code, 0, "{:?}", resp.status);
+    assert_eq!(issuer.issuer.jwks_requests(), before + 2);
+    let metrics = authz.metrics().await;
+    assert!(
+        metrics.contains("kube_oidc_authz_jwks_refreshes_total{result=\"fetched\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn a_flood_of_unknown_kids_makes_at_most_a_handful_of_jwks_requests() {
     let issuer = Issuer::start(SigningAlg::RS256).await;
     let mut flags = issuer.product_flags();

@@ -13,6 +13,7 @@ mod cache_expiry;
 mod check_grpc;
 mod check_port_mtls;
 mod config_errors;
+mod impersonation_is_reviewed;
 mod key_rotation;
 mod keys_stay_on_https;
 mod passthrough_reviews_are_bounded;

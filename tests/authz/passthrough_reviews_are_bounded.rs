@@ -3,7 +3,6 @@
 //! without a review (and counted), reviews in flight are bounded, and a
 //! review queue that stays full fails closed with 503.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -17,50 +16,14 @@ use kube_oidc_dev::apiserver::rbac::Rule;
 use kube_oidc_dev::apiserver::token_review::{
     API_AUDIENCE, CI_SERVICE_ACCOUNT, OTHER_AUDIENCE, ServiceAccountToken,
 };
-use kube_oidc_dev::apiserver::{DEFAULT_SERVICE_ACCOUNT, StandIn, StandInConfig, tls_config};
-use kube_oidc_dev::certs::DevCa;
+use kube_oidc_dev::apiserver::{DEFAULT_SERVICE_ACCOUNT, StandIn, StandInConfig};
 use serde_json::json;
-use tokio::net::TcpListener;
 
 use crate::support::*;
 
 const REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
-/// An HTTPS server for `router` on 127.0.0.1:0: its URL, its CA file.
-struct Https {
-    url: String,
-    ca_file: PathBuf,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn serve(router: axum::Router) -> Https {
-    let ca = DevCa::generate("test CA").unwrap();
-    let leaf = ca.issue("kube-apiserver", &["127.0.0.1"]).unwrap();
-    let tls = tls_config(&leaf.cert_pem, &leaf.key_pem).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.crt");
-    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(kube_oidc_dev::https::serve_https(
-        listener,
-        tls,
-        router,
-        async {
-            let _ = rx.await;
-        },
-    ));
-    Https {
-        url: format!("https://{addr}"),
-        ca_file,
-        _dir: dir,
-        _stop: tx,
-    }
-}
-
-fn passthrough_flags(issuer: &Issuer, api: &Https) -> Vec<String> {
+fn passthrough_flags(issuer: &Issuer, api: &HttpsServer) -> Vec<String> {
     let mut flags = issuer.product_flags();
     flags.extend([
         "--token-passthrough".to_owned(),
@@ -99,7 +62,7 @@ async fn garbage_tokens_cause_no_token_reviews() {
         watch_event_interval: Duration::from_secs(1),
         service_account_tokens: vec![ci.clone()],
     });
-    let api = serve(standin.router()).await;
+    let api = serve_https(standin.router()).await;
     let issuer = Issuer::start(SigningAlg::RS256).await;
     let authz = Authz::start(&passthrough_flags(&issuer, &api)).await;
 
@@ -150,7 +113,7 @@ async fn concurrent_reviews_are_bounded_and_a_full_queue_fails_closed() {
             }
         }),
     );
-    let api = serve(router).await;
+    let api = serve_https(router).await;
     let issuer = Issuer::start(SigningAlg::RS256).await;
     let authz = Arc::new(Authz::start(&passthrough_flags(&issuer, &api)).await);
 

@@ -368,9 +368,15 @@ def test_cluster_role_follows_features(render_case):
     assert extras == [
         "userextras/authentication.kubernetes.io/credential-id",
         "userextras/cluster",
+        "userextras/originaluser.kube-oidc-authz.io/extra",
+        "userextras/originaluser.kube-oidc-authz.io/groups",
+        "userextras/originaluser.kube-oidc-authz.io/uid",
+        "userextras/originaluser.kube-oidc-authz.io/user",
         "userextras/region",
         "userextras/remote-client-ip",
+        "userextras/scopes",
     ]
+    assert by_res["subjectaccessreviews"]["verbs"] == ["create"]
     binding = render_case("everything").one("ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kube-api", "namespace": "kube-oidc-authz"}]
 

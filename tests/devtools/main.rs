@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod stand_in_apiserver_answers_access_reviews;
 mod stand_in_apiserver_applies_impersonation;
 mod stand_in_apiserver_reviews_tokens;
 mod stand_in_cse_enforces_contract;

@@ -101,6 +101,8 @@ class Stack:
     # The Check port and access-log input with mutual TLS, Envoy's clusters
     # from envoy/remote-authz.yaml.
     authz_mtls: bool = False
+    # The demo lets its user impersonate bob (--allow-impersonation).
+    impersonation: bool = True
     authz_args: list[str] = field(default_factory=list)
     procs: dict[str, Proc] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
@@ -125,6 +127,7 @@ class Stack:
             "--audit-batch-max-wait", self.audit_batch_max_wait,
             *([] if self.audit else ["--no-audit"]),
             *(["--authz-mtls"] if self.authz_mtls else []),
+            *([] if self.impersonation else ["--no-impersonation"]),
             *(f"--authz-arg={a}" for a in self.authz_args),
         ]
         # Text logs in every role's log file, inherited by the roles.

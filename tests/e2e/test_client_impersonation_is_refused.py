@@ -1,7 +1,19 @@
-"""A client's own Impersonate-* headers are refused before anything reaches
-the apiserver: a forged `system:masters` group must never arrive upstream."""
+"""Without --allow-impersonation, a client's own Impersonate-* headers are
+refused with 403 before anything reaches the apiserver: a forged
+`system:masters` group must never arrive upstream."""
 
 import pytest
+from stack import Stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    s = Stack(tmp_path_factory.mktemp("no-impersonation"), audit=False, impersonation=False)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
 
 
 def _never_upstream(stack, before: int, value: str):

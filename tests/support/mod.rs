@@ -307,6 +307,32 @@ pub fn check_request(headers: &[(&str, &str)], peer_ip: &str) -> CheckRequest {
     }
 }
 
+/// The same request as Envoy sends it with `encode_raw_headers`: one
+/// `header_map` entry per line (repeated names kept apart), raw values.
+pub fn check_request_raw(headers: &[(&str, &str)], peer_ip: &str) -> CheckRequest {
+    let mut req = check_request(&[], peer_ip);
+    if let Some(http) = req
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        http.header_map = Some(envoy_types::pb::envoy::config::core::v3::HeaderMap {
+            headers: headers
+                .iter()
+                .map(
+                    |(k, v)| envoy_types::pb::envoy::config::core::v3::HeaderValue {
+                        key: (*k).to_owned(),
+                        value: String::new(),
+                        raw_value: v.as_bytes().to_vec(),
+                    },
+                )
+                .collect(),
+        });
+    }
+    req
+}
+
 /// Upstream headers of an OK response as (name, value, append_action).
 pub fn ok_headers(resp: &CheckResponse) -> Vec<(String, String, i32)> {
     match &resp.http_response {
@@ -389,6 +415,42 @@ pub async fn serve_stand_in(standin: kube_oidc_dev::apiserver::StandIn) -> Stand
     StandInServer {
         url: format!("https://{addr}"),
         client,
+        _stop: tx,
+    }
+}
+
+/// An HTTPS server for `router` on 127.0.0.1:0 with a throw-away CA: its
+/// URL and the CA file to trust it with (`--apiserver-ca-file`). Stops
+/// when dropped.
+pub struct HttpsServer {
+    pub url: String,
+    pub ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn serve_https(router: axum::Router) -> HttpsServer {
+    let ca = DevCa::generate("test CA").unwrap();
+    let leaf = ca.issue("kube-apiserver", &["127.0.0.1"]).unwrap();
+    let tls = kube_oidc_dev::apiserver::tls_config(&leaf.cert_pem, &leaf.key_pem).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(kube_oidc_dev::https::serve_https(
+        listener,
+        tls,
+        router,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    HttpsServer {
+        url: format!("https://{addr}"),
+        ca_file,
+        _dir: dir,
         _stop: tx,
     }
 }

@@ -12,13 +12,16 @@
 //!    (discovery, SelfSubjectReview) every cluster has; 403 `Status` bodies
 //!    with the apiserver's message shape;
 //! 4. [`resources`] and [`exec`]: discovery, pods of `default` (list, get,
-//!    watch, log, exec over websockets), services, SelfSubjectReview, and
-//!    [`token_review`] (TokenReview, for token passthrough).
+//!    watch, log, exec over websockets), services, SelfSubjectReview,
+//!    [`token_review`] (TokenReview, for token passthrough) and
+//!    [`access_review`] (SubjectAccessReview from the RBAC table, for
+//!    end-user impersonation).
 //!
 //! It also keeps the impersonation header lines of the last requests it
 //! received, exactly as they arrived, for tests to assert on
 //! ([`RECORD_PATH`]). Never deploy it.
 
+pub mod access_review;
 pub mod exec;
 pub mod identity;
 pub mod rbac;
@@ -303,6 +306,12 @@ async fn serve_request(standin: &StandIn, req: Request) -> Outcome {
                 .await
                 .map_err(|e| fail(ApiError::bad_request(&format!("read body: {e}"))))?;
             token_review::create(&inner.tokens, &body).map_err(fail)?
+        }
+        ("authorization.k8s.io", "v1", "subjectaccessreviews", "", "create") => {
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .map_err(|e| fail(ApiError::bad_request(&format!("read body: {e}"))))?;
+            access_review::create(&inner.rbac, &body).map_err(fail)?
         }
         _ => return Err(fail(ApiError::not_found_path())),
     };

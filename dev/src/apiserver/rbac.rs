@@ -141,7 +141,11 @@ impl Rule {
 
     /// The table used when none is given: the product guide's RBAC example.
     /// `banyan:any-employee-personal-device` reads pods (and their logs) in
-    /// `default`; `banyan:all-admins-corporate-device` is cluster-admin.
+    /// `default`; `banyan:all-admins-corporate-device` is cluster-admin;
+    /// and, for end-user impersonation, `banyan:developers` may act as
+    /// `banyan:bob@example.com` in the pod readers' group and in
+    /// `banyan:readers,eu` (a group name with a comma), with uid `bob-uid`
+    /// (nothing else).
     pub fn guide_example() -> Vec<Rule> {
         vec![
             Rule {
@@ -158,6 +162,26 @@ impl Rule {
                 verbs: s(&["get", "list", "watch"]),
                 api_groups: s(&[""]),
                 resources: s(&["pods", "pods/log"]),
+                ..Rule::default()
+            },
+            Rule {
+                groups: s(&["banyan:developers"]),
+                verbs: s(&["impersonate"]),
+                api_groups: s(&[""]),
+                resources: s(&["users", "groups"]),
+                resource_names: s(&[
+                    "banyan:bob@example.com",
+                    "banyan:any-employee-personal-device",
+                    "banyan:readers,eu",
+                ]),
+                ..Rule::default()
+            },
+            Rule {
+                groups: s(&["banyan:developers"]),
+                verbs: s(&["impersonate"]),
+                api_groups: s(&["authentication.k8s.io"]),
+                resources: s(&["uids"]),
+                resource_names: s(&["bob-uid"]),
                 ..Rule::default()
             },
         ]
@@ -230,6 +254,14 @@ impl Rbac {
                 verbs: s(&["create"]),
                 api_groups: s(&["authentication.k8s.io"]),
                 resources: s(&["tokenreviews"]),
+                ..Rule::default()
+            },
+            // ... with end-user impersonation on, as the chart grants it.
+            Rule {
+                users: s(&[proxy]),
+                verbs: s(&["create"]),
+                api_groups: s(&["authorization.k8s.io"]),
+                resources: s(&["subjectaccessreviews"]),
                 ..Rule::default()
             },
         ];

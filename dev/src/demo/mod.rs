@@ -71,6 +71,11 @@ pub struct DemoArgs {
     /// demo's own, and Envoy's clusters from envoy/remote-authz.yaml.
     #[arg(long)]
     pub authz_mtls: bool,
+    /// Run the authz service without `--allow-impersonation`, so that every
+    /// `Impersonate-*` header is refused (by default the demo lets its user,
+    /// in `banyan:developers`, act as `banyan:bob@example.com`).
+    #[arg(long)]
+    pub no_impersonation: bool,
     /// How long the audit forwarder may hold a batch: short, so events show
     /// up while one watches (the product default is five minutes).
     #[arg(long, default_value = "10s")]
@@ -238,6 +243,9 @@ async fn start(bins: &Bins, dir: &Path, args: &DemoArgs, roles: &mut Roles) -> a
         "--apiserver-ca-file".into(),
         s(&apiserver.ca_file),
     ];
+    if !args.no_impersonation {
+        authz_args.push("--allow-impersonation".into());
+    }
     let mtls = if args.authz_mtls {
         Some(mtls::generate(dir)?)
     } else {
@@ -381,6 +389,8 @@ fn print_try_it(args: &DemoArgs, port: u16, audit: Option<&AuditInfo>, logs: &Pa
          \x20 kubectl --kubeconfig {kc} auth whoami\n\
          \x20 kubectl --kubeconfig {kc} get pods\n\
          \x20 kubectl --kubeconfig {kc} get services     # Forbidden: alice only reads pods\n\
+         \x20 kubectl --kubeconfig {kc} auth whoami --as banyan:bob@example.com --as-group banyan:any-employee-personal-device   # alice may act as bob\n\
+         \x20 kubectl --kubeconfig {kc} get pods --as banyan:bob@example.com --as-group banyan:all-admins-corporate-device   # Forbidden\n\
          \x20 kubectl --kubeconfig {kc} get pods --as-group system:masters --as alice   # refused\n\n\
          Logs are in {logs}; what runs where is in {manifest}. Ctrl-C stops everything.",
         logs = logs.display(),

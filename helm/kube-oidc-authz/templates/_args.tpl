@@ -66,6 +66,15 @@ allowed Checks carry the proxy's impersonating token.
 {{- if and $v.tokenPassthrough.enabled $v.tokenPassthrough.audiences }}
 {{- $args = append $args (printf "--token-passthrough-audiences=%s" (join "," $v.tokenPassthrough.audiences)) }}
 {{- end }}
+{{- $args = append $args (printf "--allow-impersonation=%t" $v.impersonation.enabled) }}
+{{- if $v.impersonation.enabled }}
+{{- $i := $v.impersonation }}
+{{- $args = append $args (printf "--impersonation-max-values=%d" (int64 $i.maxValues)) }}
+{{- $args = append $args (printf "--impersonation-review-timeout=%s" $i.reviewTimeout) }}
+{{- $args = append $args (printf "--impersonation-cache-allow-ttl=%s" $i.cacheAllowTtl) }}
+{{- $args = append $args (printf "--impersonation-cache-deny-ttl=%s" $i.cacheDenyTtl) }}
+{{- $args = append $args (printf "--impersonation-cache-max-entries=%d" (int64 $i.cacheMaxEntries)) }}
+{{- end }}
 {{- $args = append $args (printf "--extra-user-header-client-ip=%t" $v.extraImpersonationHeaders.clientIP) }}
 {{- if $v.extraImpersonationHeaders.headers }}
 {{- $args = append $args (printf "--extra-user-headers=%s" (toString $v.extraImpersonationHeaders.headers)) }}
@@ -78,6 +87,7 @@ allowed Checks carry the proxy's impersonating token.
 {{- $args = append $args (printf "--cache-max-entries=%d" (int64 $v.authz.cacheMaxEntries)) }}
 {{- $args = append $args (printf "--jwks-refresh-interval=%s" $v.authz.jwksRefreshInterval) }}
 {{- $args = append $args (printf "--jwks-min-refresh-interval=%s" $v.authz.jwksMinRefreshInterval) }}
+{{- $args = append $args (printf "--jwks-unknown-kid-max-wait=%s" $v.authz.jwksUnknownKidMaxWait) }}
 {{- toYaml $args }}
 {{- end }}
 

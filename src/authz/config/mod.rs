@@ -27,12 +27,16 @@ pub struct Config {
     pub credential_id_extra: bool,
     pub refuse_system_identities: bool,
     pub passthrough: Option<PassthroughConfig>,
+    pub impersonation: Option<ImpersonationConfig>,
+    /// The apiserver reviews are sent to, when a feature needs one.
+    pub apiserver: ApiserverConfig,
     pub client_ip_extra: bool,
     pub static_extras: BTreeMap<String, Vec<String>>,
     pub trusted_proxies: Vec<IpNet>,
     pub upstream_token_file: PathBuf,
     pub cache_max_entries: u64,
     pub jwks_min_refresh_interval: Duration,
+    pub jwks_unknown_kid_max_wait: Duration,
     pub jwks_refresh_interval: Duration,
     /// Mutual TLS on the Check port, when configured.
     pub grpc_tls: Option<MtlsFiles>,
@@ -42,8 +46,27 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct PassthroughConfig {
     pub audiences: Vec<String>,
-    pub apiserver_url: String,
-    pub apiserver_ca_file: PathBuf,
+}
+
+/// The apiserver the service sends reviews to.
+#[derive(Debug, Clone)]
+pub struct ApiserverConfig {
+    /// Without a trailing slash.
+    pub url: String,
+    pub ca_file: PathBuf,
+}
+
+/// End-user impersonation (`kubectl --as`): requests carrying
+/// `Impersonate-*` are authorised with SubjectAccessReviews.
+#[derive(Debug, Clone)]
+pub struct ImpersonationConfig {
+    /// Most impersonation header lines one request may carry.
+    pub max_values: usize,
+    /// One deadline for all the reviews of one request.
+    pub review_timeout: Duration,
+    pub allow_ttl: Duration,
+    pub deny_ttl: Duration,
+    pub cache_max_entries: u64,
 }
 
 impl Config {
@@ -93,14 +116,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .cloned()
                 .collect();
-            if let Err(e) = url_with_scheme(&args.apiserver_url, &["https"]) {
-                errors.push(format!("--apiserver-url: {e}"));
-            }
-            Some(PassthroughConfig {
-                audiences,
-                apiserver_url: args.apiserver_url.trim_end_matches('/').to_owned(),
-                apiserver_ca_file: args.apiserver_ca_file.clone(),
-            })
+            Some(PassthroughConfig { audiences })
         } else {
             if !args.token_passthrough_audiences.is_empty() {
                 errors.push(
@@ -109,6 +125,33 @@ impl Config {
             }
             None
         };
+
+        let impersonation = args.allow_impersonation.then_some(ImpersonationConfig {
+            max_values: args.impersonation_max_values,
+            review_timeout: args.impersonation_review_timeout,
+            allow_ttl: args.impersonation_cache_allow_ttl,
+            deny_ttl: args.impersonation_cache_deny_ttl,
+            cache_max_entries: args.impersonation_cache_max_entries,
+        });
+        if let Some(i) = &impersonation {
+            if i.max_values == 0 {
+                errors.push("--impersonation-max-values must be at least 1".to_owned());
+            }
+            if i.cache_max_entries == 0 {
+                errors.push("--impersonation-cache-max-entries must be at least 1".to_owned());
+            }
+            if i.review_timeout.is_zero() || i.review_timeout >= ENVOY_CHECK_TIMEOUT {
+                errors.push(format!(
+                    "--impersonation-review-timeout must be above 0 and below Envoy's ext_authz timeout ({}ms)",
+                    ENVOY_CHECK_TIMEOUT.as_millis()
+                ));
+            }
+        }
+        if (passthrough.is_some() || impersonation.is_some())
+            && let Err(e) = url_with_scheme(&args.apiserver_url, &["https"])
+        {
+            errors.push(format!("--apiserver-url: {e}"));
+        }
 
         let grpc_tls = MtlsFiles::from_flags(
             "--grpc-tls",
@@ -132,6 +175,12 @@ impl Config {
                     .to_owned(),
             );
         }
+        if args.jwks_unknown_kid_max_wait >= ENVOY_CHECK_TIMEOUT {
+            errors.push(format!(
+                "--jwks-unknown-kid-max-wait must be below Envoy's ext_authz timeout ({}ms)",
+                ENVOY_CHECK_TIMEOUT.as_millis()
+            ));
+        }
         if issuers.is_empty() && errors.is_empty() {
             errors.push("no issuer configured: set --oidc-issuer-url and --oidc-client-id, or --authentication-config".to_owned());
         }
@@ -144,17 +193,27 @@ impl Config {
             credential_id_extra: args.credential_id_extra,
             refuse_system_identities: args.refuse_system_identities,
             passthrough,
+            impersonation,
+            apiserver: ApiserverConfig {
+                url: args.apiserver_url.trim_end_matches('/').to_owned(),
+                ca_file: args.apiserver_ca_file.clone(),
+            },
             client_ip_extra: args.extra_user_header_client_ip,
             static_extras,
             trusted_proxies,
             upstream_token_file: args.upstream_token_file.clone(),
             cache_max_entries: args.cache_max_entries,
             jwks_min_refresh_interval: args.jwks_min_refresh_interval,
+            jwks_unknown_kid_max_wait: args.jwks_unknown_kid_max_wait,
             jwks_refresh_interval: args.jwks_refresh_interval,
             grpc_tls,
         })
     }
 }
+
+/// The ext_authz timeout of the shipped Envoy configuration
+/// (`envoy/envoy.yaml`): everything one Check waits for must fit inside it.
+pub const ENVOY_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn url_with_scheme(url: &str, schemes: &[&str]) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
@@ -212,5 +271,77 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn impersonation_and_wait_bounds_must_fit_envoys_timeout() {
+        let cases: [(&[&str], Option<&str>); 8] = [
+            (&["--allow-impersonation"], None),
+            (
+                &["--allow-impersonation", "--impersonation-review-timeout=1s"],
+                Some("--impersonation-review-timeout"),
+            ),
+            (
+                &["--allow-impersonation", "--impersonation-review-timeout=0s"],
+                Some("--impersonation-review-timeout"),
+            ),
+            (
+                &["--allow-impersonation", "--impersonation-max-values=0"],
+                Some("--impersonation-max-values"),
+            ),
+            (
+                &[
+                    "--allow-impersonation",
+                    "--impersonation-cache-max-entries=0",
+                ],
+                Some("--impersonation-cache-max-entries"),
+            ),
+            (
+                &["--allow-impersonation", "--apiserver-url=http://api"],
+                Some("--apiserver-url"),
+            ),
+            (
+                &["--jwks-unknown-kid-max-wait=1s"],
+                Some("--jwks-unknown-kid-max-wait"),
+            ),
+            (&["--jwks-unknown-kid-max-wait=0s"], None),
+        ];
+        for (flags, error) in cases {
+            let result = Config::from_args(&parse(flags));
+            match error {
+                None => assert!(result.is_ok(), "{flags:?}: {result:?}"),
+                Some(flag) => {
+                    let errors = result.unwrap_err();
+                    assert!(
+                        errors.iter().any(|e| e.contains(flag)),
+                        "{flags:?}: {errors:?}"
+                    );
+                }
+            }
+        }
+        let on = Config::from_args(&parse(&["--allow-impersonation"])).unwrap();
+        let i = on.impersonation.unwrap();
+        assert_eq!(
+            (
+                i.max_values,
+                i.review_timeout,
+                i.allow_ttl,
+                i.deny_ttl,
+                i.cache_max_entries
+            ),
+            (
+                64,
+                Duration::from_millis(500),
+                Duration::from_secs(10),
+                Duration::from_secs(5),
+                10_000
+            )
+        );
+        assert!(
+            Config::from_args(&parse(&[]))
+                .unwrap()
+                .impersonation
+                .is_none()
+        );
     }
 }
