@@ -13,6 +13,7 @@
 pub mod args;
 pub mod authorizer;
 pub mod cache;
+pub mod cel;
 pub mod client_ip;
 pub mod config;
 pub mod decision;
