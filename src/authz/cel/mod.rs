@@ -22,7 +22,7 @@ use cel::{Context, Env, Program};
 use serde_json::{Map, Value as Json};
 
 pub use cost::{COST_LIMIT, INPUT_BOUND};
-use value::WrongType;
+use value::NotA;
 
 /// What a field's expression must evaluate to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,8 +311,8 @@ enum EvalError {
     Type,
 }
 
-impl From<WrongType> for EvalError {
-    fn from(_: WrongType) -> Self {
+impl From<NotA> for EvalError {
+    fn from(_: NotA) -> Self {
         EvalError::Type
     }
 }

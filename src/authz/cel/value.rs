@@ -83,26 +83,26 @@ pub fn user(
 /// The fields the apiserver's `kubernetes.UserInfo` CEL type declares.
 pub const USER_FIELDS: [&str; 4] = ["username", "uid", "groups", "extra"];
 
-/// Why a result cannot be used.
+/// What a result should have been and is not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WrongType {
-    NotString,
-    NotStringOrList,
-    NotBool,
+pub enum NotA {
+    String,
+    StringOrList,
+    Bool,
 }
 
 /// A username or uid result: a string, nothing else.
-pub fn to_string(v: Value) -> Result<String, WrongType> {
+pub fn to_string(v: Value) -> Result<String, NotA> {
     match v {
         Value::String(s) => Ok(Arc::unwrap_or_clone(s)),
-        _ => Err(WrongType::NotString),
+        _ => Err(NotA::String),
     }
 }
 
 /// A groups or extra result, as the apiserver converts it: a string is a
 /// one-element list, a list must hold only strings, `null` is nothing;
 /// empty strings are dropped, so `""`, `[]` and `[""]` all give no values.
-pub fn to_string_list(v: Value) -> Result<Vec<String>, WrongType> {
+pub fn to_string_list(v: Value) -> Result<Vec<String>, NotA> {
     match v {
         Value::Null => Ok(Vec::new()),
         Value::String(s) if s.is_empty() => Ok(Vec::new()),
@@ -113,20 +113,20 @@ pub fn to_string_list(v: Value) -> Result<Vec<String>, WrongType> {
                 match item {
                     Value::String(s) if s.is_empty() => {}
                     Value::String(s) => out.push(s.as_str().to_owned()),
-                    _ => return Err(WrongType::NotStringOrList),
+                    _ => return Err(NotA::StringOrList),
                 }
             }
             Ok(out)
         }
-        _ => Err(WrongType::NotStringOrList),
+        _ => Err(NotA::StringOrList),
     }
 }
 
 /// A validation rule's result: a boolean.
-pub fn to_bool(v: &Value) -> Result<bool, WrongType> {
+pub fn to_bool(v: &Value) -> Result<bool, NotA> {
     match v {
         Value::Bool(b) => Ok(*b),
-        _ => Err(WrongType::NotBool),
+        _ => Err(NotA::Bool),
     }
 }
 
@@ -148,26 +148,23 @@ mod tests {
     fn string_list_results_follow_the_apiserver() {
         let s = |x: &str| Value::String(Arc::new(x.to_owned()));
         let list = |xs: Vec<Value>| Value::List(Arc::new(xs));
-        let cases: Vec<(Value, Result<Vec<&str>, WrongType>)> = vec![
+        let cases: Vec<(Value, Result<Vec<&str>, NotA>)> = vec![
             (s("a"), Ok(vec!["a"])),
             (s(""), Ok(vec![])),
             (Value::Null, Ok(vec![])),
             (list(vec![]), Ok(vec![])),
             (list(vec![s("a"), s(""), s("b")]), Ok(vec!["a", "b"])),
-            (
-                list(vec![s("a"), Value::Int(1)]),
-                Err(WrongType::NotStringOrList),
-            ),
-            (list(vec![Value::Null]), Err(WrongType::NotStringOrList)),
-            (Value::Int(1), Err(WrongType::NotStringOrList)),
-            (Value::Bool(true), Err(WrongType::NotStringOrList)),
+            (list(vec![s("a"), Value::Int(1)]), Err(NotA::StringOrList)),
+            (list(vec![Value::Null]), Err(NotA::StringOrList)),
+            (Value::Int(1), Err(NotA::StringOrList)),
+            (Value::Bool(true), Err(NotA::StringOrList)),
         ];
         for (v, want) in cases {
             let desc = format!("{v:?}");
             let want = want.map(|w| w.into_iter().map(String::from).collect::<Vec<_>>());
             assert_eq!(to_string_list(v), want, "{desc}");
         }
-        assert_eq!(to_string(Value::Null), Err(WrongType::NotString));
+        assert_eq!(to_string(Value::Null), Err(NotA::String));
         assert_eq!(to_string(s("x")), Ok("x".to_owned()));
     }
 }
