@@ -526,6 +526,25 @@ fn compile_errors_are_refused_at_start_up() {
             Want::String,
             "undeclared reference to 'reverse'",
         ),
+        // Two-variable comprehensions are no macro of the crate.
+        (
+            "claims.m.all(k, v, v == 'x')",
+            Variable::Claims,
+            Want::Bool,
+            "undeclared reference to 'all'",
+        ),
+        (
+            "timestamp(claims.iat) < timestamp('2030-01-01T00:00:00Z')",
+            Variable::Claims,
+            Want::Bool,
+            "undeclared reference to 'timestamp'",
+        ),
+        (
+            "isIP(claims.ip)",
+            Variable::Claims,
+            Want::Bool,
+            "undeclared reference to 'isIP'",
+        ),
         (
             "token.sub",
             Variable::Claims,
