@@ -13,8 +13,8 @@ use cel::parser::Expression;
 use super::value::USER_FIELDS;
 
 /// Functions of the environment the expressions run in: the CEL standard
-/// library, the optional library, and cel-go's strings extension at the
-/// version the apiserver uses (2). Anything else is refused at start-up
+/// library, the optional library, cel-go's strings extension at the
+/// version the apiserver uses (2), and the Kubernetes IP library. Anything else is refused at start-up
 /// rather than failing every token at run time.
 const FUNCTIONS: &[&str] = &[
     // Standard library.
@@ -52,6 +52,16 @@ const FUNCTIONS: &[&str] = &[
     "trim",
     "format",
     "strings.quote",
+    // The Kubernetes IP library.
+    "ip",
+    "isIP",
+    "ip.isCanonical",
+    "family",
+    "isUnspecified",
+    "isLoopback",
+    "isLinkLocalMulticast",
+    "isLinkLocalUnicast",
+    "isGlobalUnicast",
 ];
 
 /// Operators are calls too; their names are never spelled by a user.
@@ -91,7 +101,7 @@ pub fn result_kind(e: &Expression) -> Option<Kind> {
         Expr::Call(c) => match c.func_name.as_str() {
             "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" | "_&&_" | "_||_" | "!_" | "@in"
             | "startsWith" | "endsWith" | "contains" | "matches" | "hasValue" => Some(Kind::Bool),
-            "size" | "indexOf" | "lastIndexOf" => Some(Kind::Int),
+            "size" | "indexOf" | "lastIndexOf" | "family" => Some(Kind::Int),
             "lowerAscii" | "upperAscii" | "trim" | "replace" | "substring" | "charAt" | "join"
             | "format" | "strings.quote" | "string" => Some(Kind::String),
             "split" => Some(Kind::List),

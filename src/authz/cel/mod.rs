@@ -9,11 +9,13 @@
 //! cache miss; a cached identity never runs an expression again.
 //!
 //! [`check`] stands in for the type checker the crate lacks, [`cost`]
-//! bounds what an expression may cost, [`value`] converts between JSON and
-//! CEL with the apiserver's rules.
+//! bounds what an expression may cost, [`ip`] adds the Kubernetes IP
+//! library the crate lacks, [`value`] converts between JSON and CEL with
+//! the apiserver's rules.
 
 mod check;
 mod cost;
+mod ip;
 mod value;
 
 use std::sync::Arc;
@@ -85,6 +87,7 @@ impl Compiler {
     pub fn new() -> Result<Compiler, String> {
         let mut env = Env::stdlib();
         env.add_extension(cel::extensions::strings)
+            .and_then(|()| env.add_extension(ip::extension))
             .map_err(|e| format!("CEL environment: {e}"))?;
         // cel-go keeps the last entry of a map literal that repeats a key.
         env.set_error_on_duplicate_map_keys(false);

@@ -540,10 +540,10 @@ fn compile_errors_are_refused_at_start_up() {
             "undeclared reference to 'timestamp'",
         ),
         (
-            "isIP(claims.ip)",
+            "cidr(claims.net).containsIP(claims.ip)",
             Variable::Claims,
             Want::Bool,
-            "undeclared reference to 'isIP'",
+            "undeclared reference to 'cidr'",
         ),
         (
             "token.sub",
@@ -642,4 +642,57 @@ fn email_verified_detection_follows_the_apiserver() {
     assert!(sel("[claims.a].map(x, claims.email)", "email"));
     assert!(!sel("claims.email_", "email"));
     assert!(!sel("claims['email']", "email"));
+}
+
+/// The Kubernetes IP library, with Go's `netip` semantics.
+#[test]
+fn ip_library() {
+    let b = cel::Value::Bool;
+    let ok: Vec<(&str, cel::Value)> = vec![
+        ("isIP('192.168.0.1')", b(true)),
+        ("isIP('2001:db8::1')", b(true)),
+        ("isIP('::ffff:1.2.3.4')", b(false)),
+        ("isIP('fe80::1%eth0')", b(false)),
+        ("isIP('01.2.3.4')", b(false)),
+        ("isIP('1.2.3')", b(false)),
+        ("isIP('')", b(false)),
+        ("ip('192.168.0.1').family()", cel::Value::Int(4)),
+        ("ip('::1').family()", cel::Value::Int(6)),
+        ("ip('127.0.0.1').isLoopback()", b(true)),
+        ("ip('::1').isLoopback()", b(true)),
+        ("ip('0.0.0.0').isUnspecified()", b(true)),
+        ("ip('::').isUnspecified()", b(true)),
+        ("ip('169.254.1.1').isLinkLocalUnicast()", b(true)),
+        ("ip('fe80::1').isLinkLocalUnicast()", b(true)),
+        ("ip('febf::1').isLinkLocalUnicast()", b(true)),
+        ("ip('fec0::1').isLinkLocalUnicast()", b(false)),
+        ("ip('224.0.0.1').isLinkLocalMulticast()", b(true)),
+        ("ip('224.0.1.1').isLinkLocalMulticast()", b(false)),
+        ("ip('ff02::2').isLinkLocalMulticast()", b(true)),
+        ("ip('ff12::2').isLinkLocalMulticast()", b(true)),
+        ("ip('10.0.0.1').isGlobalUnicast()", b(true)),
+        ("ip('2001:db8::1').isGlobalUnicast()", b(true)),
+        ("ip('255.255.255.255').isGlobalUnicast()", b(false)),
+        ("ip('224.0.0.1').isGlobalUnicast()", b(false)),
+        ("ip('127.0.0.1').isGlobalUnicast()", b(false)),
+        ("ip.isCanonical('2001:db8::1')", b(true)),
+        ("ip.isCanonical('2001:DB8::1')", b(false)),
+        ("ip.isCanonical('2001:db8:0:0:0:0:0:1')", b(false)),
+        ("ip.isCanonical('10.0.0.1')", b(true)),
+        ("ip('2001:db8::1') == ip('2001:DB8:0::1')", b(true)),
+        ("ip('10.0.0.1') == ip('10.0.0.2')", b(false)),
+        ("string(ip('2001:DB8:0::1'))", s("2001:db8::1")),
+        ("ip(claims.addr).isLoopback()", b(true)),
+    ];
+    for (src, want) in ok {
+        assert_eq!(eval(src, json!({"addr": "::1"})), Ok(want), "{src}");
+    }
+    for src in ["ip('::ffff:1.2.3.4')", "ip('x')", "ip.isCanonical('x')"] {
+        assert!(eval(src, json!({})).is_err(), "{src} must be an error");
+    }
+    let c = compiler();
+    assert!(
+        c.compile("ip(claims.addr).isLoopback()", Variable::Claims, Want::Bool)
+            .is_ok()
+    );
 }
