@@ -141,12 +141,7 @@ fn bench_cold(c: &mut Criterion) {
     ] {
         let issuer = DevIssuer::new(URL, "kube-oidc-authz", alg).unwrap();
         let token = issuer.mint(&Map::new()).unwrap();
-        let keys: Vec<VerifyingKey> = issuer.jwks()["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| VerifyingKey::from_jwk(k).unwrap().unwrap())
-            .collect();
+        let keys: Vec<VerifyingKey> = issuer.verifying_keys().unwrap();
         let opts = MappingOptions {
             credential_id_extra: true,
             refuse_system_identities: true,

@@ -198,6 +198,23 @@ impl DevIssuer {
         json!({ "keys": keys })
     }
 
+    /// The published keys as the authz service loads them, for
+    /// verifying this issuer's tokens in-process.
+    pub fn verifying_keys(
+        &self,
+    ) -> anyhow::Result<Vec<kube_oidc_authz::authz::verify::VerifyingKey>> {
+        let jwks = self.jwks();
+        let mut out = Vec::new();
+        for jwk in jwks["keys"].as_array().into_iter().flatten() {
+            if let Some(key) = kube_oidc_authz::authz::verify::VerifyingKey::from_jwk(jwk)
+                .map_err(anyhow::Error::msg)?
+            {
+                out.push(key);
+            }
+        }
+        Ok(out)
+    }
+
     /// Starts signing with a new key; the old one stays published unless
     /// `drop_old`.
     pub fn rotate(&self, drop_old: bool) -> anyhow::Result<String> {

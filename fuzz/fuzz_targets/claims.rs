@@ -25,6 +25,7 @@ fn issuers() -> [IssuerConfig; 2] {
         }),
         uid_claim: Some("uid".into()),
         required_claims: vec![("hd".into(), "example.com".into())],
+        cel: None,
     };
     let plain = IssuerConfig {
         username: ClaimMapping {
@@ -37,6 +38,7 @@ fn issuers() -> [IssuerConfig; 2] {
         }),
         uid_claim: None,
         required_claims: Vec::new(),
+        cel: None,
         ..base.clone()
     };
     [base, plain]

@@ -39,6 +39,13 @@ pub enum DenyReason {
     GroupsClaim,
     #[error("uid claim is not a string")]
     UidClaim,
+    /// A CEL claim mapping errored, returned the wrong type, gave an empty
+    /// username, or produced an identity too large to send upstream.
+    #[error("claim mapping expression failed")]
+    ClaimExpression,
+    /// A CEL claim or user validation rule was false or errored.
+    #[error("validation rule failed")]
+    ValidationRule,
     #[error("identity contains characters not allowed in a header")]
     InvalidIdentity,
     #[error("identity uses the reserved system: prefix")]
@@ -91,6 +98,8 @@ impl DenyReason {
             DenyReason::UsernameClaim => "username_claim",
             DenyReason::GroupsClaim => "groups_claim",
             DenyReason::UidClaim => "uid_claim",
+            DenyReason::ClaimExpression => "claim_expression",
+            DenyReason::ValidationRule => "validation_rule",
             DenyReason::InvalidIdentity => "invalid_identity",
             DenyReason::SystemIdentity => "system_identity",
             DenyReason::PassthroughRejected => "passthrough_rejected",
@@ -127,7 +136,7 @@ impl DenyReason {
     }
 
     /// Every reason, for tests and for pre-registering metric series.
-    pub const ALL: [DenyReason; 28] = [
+    pub const ALL: [DenyReason; 30] = [
         DenyReason::ImpersonationRefused,
         DenyReason::MissingToken,
         DenyReason::MalformedToken,
@@ -145,6 +154,8 @@ impl DenyReason {
         DenyReason::UsernameClaim,
         DenyReason::GroupsClaim,
         DenyReason::UidClaim,
+        DenyReason::ClaimExpression,
+        DenyReason::ValidationRule,
         DenyReason::InvalidIdentity,
         DenyReason::SystemIdentity,
         DenyReason::PassthroughRejected,

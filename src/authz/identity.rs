@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::cel::{Failure, Mapped};
 use super::config::IssuerConfig;
 use super::error::DenyReason;
 use crate::k8s::user_info::CREDENTIAL_ID_EXTRA;
@@ -50,23 +51,29 @@ pub fn map_claims(
         }
     }
 
-    if issuer.username.claim == "email" {
-        // A present `email_verified` must be the boolean true; absent is
-        // accepted, as the apiserver does.
-        match claims.get("email_verified") {
-            None | Some(Value::Bool(true)) => {}
-            // `null` decodes to false: not verified.
-            Some(Value::Bool(false) | Value::Null) => return Err(DenyReason::EmailNotVerified),
-            Some(_) => return Err(DenyReason::InvalidClaim),
+    // CEL runs here only, on a cache miss: a cached identity is final.
+    let cel = issuer.cel.as_deref();
+    let scope = cel
+        .filter(|c| c.reads_claims())
+        .map(|c| c.bind_claims(claims));
+    let mapped = match (cel, &scope) {
+        (Some(c), Some(scope)) => {
+            let mapped = c.map(scope).map_err(denied)?;
+            c.validate_claims(scope).map_err(denied)?;
+            mapped
         }
-    }
-    let user = match claims.get(&issuer.username.claim) {
-        Some(Value::String(u)) if !u.is_empty() => format!("{}{u}", issuer.username.prefix),
-        _ => return Err(DenyReason::UsernameClaim),
+        _ => Mapped::default(),
+    };
+
+    let user = match mapped.username {
+        Some(u) => u,
+        None => claim_username(issuer, claims)?,
     };
 
     let mut groups = Vec::new();
-    if let Some(mapping) = &issuer.groups {
+    if let Some(g) = mapped.groups {
+        groups = g;
+    } else if let Some(mapping) = &issuer.groups {
         match claims.get(&mapping.claim) {
             None | Some(Value::Null) => {}
             Some(Value::String(g)) => groups.push(format!("{}{g}", mapping.prefix)),
@@ -85,11 +92,12 @@ pub fn map_claims(
         }
     }
 
-    let uid = match &issuer.uid_claim {
-        None => None,
+    let uid = match (mapped.uid, &issuer.uid_claim) {
+        (Some(uid), _) => uid,
+        (None, None) => None,
         // A configured uid claim must be present, as the apiserver requires
         // (`claim not present`); `null` or "" gives no uid.
-        Some(claim) => match claims.get(claim) {
+        (None, Some(claim)) => match claims.get(claim) {
             None => return Err(DenyReason::UidClaim),
             Some(Value::Null) => None,
             Some(Value::String(u)) if u.is_empty() => None,
@@ -105,6 +113,16 @@ pub fn map_claims(
     {
         extra.push((CREDENTIAL_ID_EXTRA.to_owned(), vec![format!("JTI={jti}")]));
     }
+    if !mapped.extra.is_empty() {
+        // Configured keys are unique and never under kubernetes.io, so they
+        // cannot collide with the credential id.
+        extra.extend(mapped.extra);
+        extra.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    if let Some(c) = cel {
+        c.validate_user(&user, uid.as_deref(), &groups, &extra)
+            .map_err(denied)?;
+    }
 
     let identity = Identity {
         user,
@@ -119,7 +137,54 @@ pub fn map_claims(
     if !identity.is_header_safe() {
         return Err(DenyReason::InvalidIdentity);
     }
+    // Expressions can build values larger than the token they read (think
+    // `replace`); the identity travels as request headers, which Envoy caps
+    // at 60 KiB in all.
+    if cel.is_some() && identity.approx_size() > MAX_MAPPED_IDENTITY_BYTES {
+        return Err(DenyReason::ClaimExpression);
+    }
     Ok(identity)
+}
+
+/// Largest identity CEL mappings may produce, in the bytes
+/// [`Identity::approx_size`] counts: twice the largest token, well inside
+/// Envoy's header limit.
+pub const MAX_MAPPED_IDENTITY_BYTES: usize = 2 * super::verify::MAX_TOKEN_BYTES;
+
+fn claim_username(
+    issuer: &IssuerConfig,
+    claims: &Map<String, Value>,
+) -> Result<String, DenyReason> {
+    if issuer.username.claim == "email" {
+        // A present `email_verified` must be the boolean true; absent is
+        // accepted, as the apiserver does.
+        match claims.get("email_verified") {
+            None | Some(Value::Bool(true)) => {}
+            // `null` decodes to false: not verified.
+            Some(Value::Bool(false) | Value::Null) => return Err(DenyReason::EmailNotVerified),
+            Some(_) => return Err(DenyReason::InvalidClaim),
+        }
+    }
+    match claims.get(&issuer.username.claim) {
+        Some(Value::String(u)) if !u.is_empty() => Ok(format!("{}{u}", issuer.username.prefix)),
+        _ => Err(DenyReason::UsernameClaim),
+    }
+}
+
+/// The denial for a failed expression. The field or the rule's configured
+/// message is logged (never a claim value); the decision log carries the
+/// reason code.
+fn denied(f: Failure) -> DenyReason {
+    match f {
+        Failure::Mapping { field } => {
+            tracing::debug!(field = %field, "claim mapping expression failed");
+            DenyReason::ClaimExpression
+        }
+        Failure::Rule { message } => {
+            tracing::debug!(rule = %message, "validation rule failed");
+            DenyReason::ValidationRule
+        }
+    }
 }
 
 impl Identity {
@@ -188,6 +253,7 @@ mod tests {
             }),
             uid_claim: None,
             required_claims: vec![],
+            cel: None,
         }
     }
 
@@ -491,6 +557,83 @@ mod tests {
                 )
             });
             assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn cel_mappings_run_through_map_claims() {
+        let cfg = r#"
+apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+- issuer: {url: "https://idp.example.com", audiences: [kube]}
+  claimValidationRules:
+  - expression: "claims.?email_verified.orValue(true) == true"
+    message: email must be verified
+  claimMappings:
+    username: {expression: "'oidc:' + claims.email.split('@')[0]"}
+    groups: {expression: "claims.groups.filter(g, g.startsWith('k8s-'))"}
+    extra:
+    - key: example.com/tenant
+      valueExpression: "claims.tid"
+    - key: example.com/padded
+      valueExpression: "has(claims.pad) ? claims.pad.replace('', '0123456789') : ''"
+  userValidationRules:
+  - expression: "user.username != 'oidc:root' && user.groups.all(g, g != 'k8s-root')"
+    message: no root
+"#;
+        let iss = &crate::authz::config::parse_authentication_config(cfg).unwrap()[0];
+        let base = json!({"email": "alice@example.com", "groups": ["k8s-dev", "mail"],
+            "tid": "t1", "jti": "j1"});
+        let id = map_claims(iss, &claims(base.clone()), OPTS).unwrap();
+        assert_eq!(id.user, "oidc:alice");
+        assert_eq!(id.groups, ["k8s-dev"]);
+        let keys: Vec<&str> = id.extra.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [CREDENTIAL_ID_EXTRA, "example.com/tenant"],
+            "sorted, the credential id kept"
+        );
+
+        let with = |k: &str, v: Value| {
+            let mut c = claims(base.clone());
+            c.insert(k.into(), v);
+            c
+        };
+        let table = [
+            (
+                "unverified email",
+                with("email_verified", json!(false)),
+                DenyReason::ValidationRule,
+            ),
+            (
+                "root user",
+                with("email", json!("root@example.com")),
+                DenyReason::ValidationRule,
+            ),
+            (
+                "root group",
+                with("groups", json!(["k8s-root"])),
+                DenyReason::ValidationRule,
+            ),
+            (
+                "username expression errors",
+                with("email", json!(5)),
+                DenyReason::ClaimExpression,
+            ),
+            (
+                "groups of the wrong type",
+                with("groups", json!("k8s-a")),
+                DenyReason::ClaimExpression,
+            ),
+            (
+                "identity too large",
+                with("pad", json!("x".repeat(4000))),
+                DenyReason::ClaimExpression,
+            ),
+        ];
+        for (name, c, want) in table {
+            assert_eq!(map_claims(iss, &c, OPTS), Err(want), "{name}");
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod apiserver;
 pub mod args;
 pub mod authorizer;
 pub mod cache;
+pub mod cel;
 pub mod client_ip;
 pub mod config;
 pub mod decision;

@@ -88,6 +88,59 @@ pub fn split_service_account(username: &str) -> Option<(&str, &str)> {
     (!ns.is_empty() && !name.is_empty() && !name.contains(':')).then_some((ns, name))
 }
 
+/// Checks an `extra` key of a structured JWT authenticator's claim
+/// mappings as the apiserver validates it: a domain-prefixed path (a
+/// DNS-1123 subdomain, `/`, then URL path characters), lowercase, and
+/// outside the `kubernetes.io` and `k8s.io` domains, which Kubernetes
+/// keeps for itself.
+pub fn validate_extra_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("Required value".to_owned());
+    }
+    let (domain, path) = match key.split_once('/') {
+        Some((d, p)) if !d.is_empty() && !p.is_empty() => (d, p),
+        _ => {
+            return Err(format!(
+                "Invalid value: {key:?}: must be a domain-prefixed path (such as \"acme.io/foo\")"
+            ));
+        }
+    };
+    if !is_dns1123_subdomain(domain) {
+        return Err(format!(
+            "Invalid value: {domain:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        ));
+    }
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(&b));
+    if !path_ok {
+        return Err(format!("Invalid value: {path:?}: Invalid path"));
+    }
+    if key != key.to_lowercase() {
+        return Err(format!("Invalid value: {key:?}: key must be lowercase"));
+    }
+    let reserved = |d: &str| domain == d || domain.ends_with(&format!(".{d}"));
+    if reserved("kubernetes.io") || reserved("k8s.io") {
+        return Err(format!(
+            "Invalid value: {key:?}: k8s.io, kubernetes.io and their subdomains are reserved for Kubernetes use"
+        ));
+    }
+    Ok(())
+}
+
+fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -155,5 +208,36 @@ mod tests {
             serde_json::to_value(UserInfo::default()).unwrap(),
             json!({})
         );
+    }
+
+    #[test]
+    fn extra_keys_follow_the_apiserver_rules() {
+        let table = [
+            ("example.com/tenant", None),
+            ("acme.io/a/b_c-d~e", None),
+            ("", Some("Required value")),
+            ("tenant", Some("domain-prefixed path")),
+            ("/tenant", Some("domain-prefixed path")),
+            ("example.com/", Some("domain-prefixed path")),
+            ("Example.com/tenant", Some("RFC 1123 subdomain")),
+            ("-x.com/tenant", Some("RFC 1123 subdomain")),
+            ("example.com/Tenant", Some("key must be lowercase")),
+            ("example.com/a b", Some("Invalid path")),
+            ("kubernetes.io/x", Some("reserved for Kubernetes use")),
+            (
+                "authentication.kubernetes.io/credential-id",
+                Some("reserved"),
+            ),
+            ("k8s.io/x", Some("reserved")),
+            ("a.k8s.io/x", Some("reserved")),
+            ("notk8s.io/x", None),
+        ];
+        for (key, want) in table {
+            match (validate_extra_key(key), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(w)) => assert!(e.contains(w), "{key}: {e}"),
+                (got, want) => panic!("{key}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 }

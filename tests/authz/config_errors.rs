@@ -35,12 +35,25 @@ fn bad_flags_exit_64_listing_every_problem() {
 }
 
 #[test]
-fn cel_in_authentication_config_is_refused_naming_the_field() {
+fn cel_compile_errors_stop_start_up_naming_each_field() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("authn.yaml");
     std::fs::write(
         &file,
-        "apiVersion: apiserver.config.k8s.io/v1beta1\nkind: AuthenticationConfiguration\njwt:\n- issuer: {url: 'https://idp.example.com', audiences: [k]}\n  claimMappings:\n    username: {expression: 'claims.sub'}\n",
+        r#"apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+- issuer: {url: 'https://idp.example.com', audiences: [k]}
+  claimValidationRules:
+  - expression: "claims.hd =="
+  claimMappings:
+    username: {expression: "claims.sub.frobnicate()"}
+    groups: {expression: "claims.a.filter(x, claims.b.exists(y, y == x))"}
+    extra:
+    - {key: example.com/t, valueExpression: "claims.tid == 1"}
+  userValidationRules:
+  - expression: "user.name == 'x'"
+"#,
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kube-oidc-authz"))
@@ -49,10 +62,15 @@ fn cel_in_authentication_config_is_refused_naming_the_field() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("jwt[0].claimMappings.username.expression: CEL"),
-        "{err}"
-    );
+    for want in [
+        "jwt[0].claimValidationRules[0].expression: Invalid value: \"claims.hd ==\": compilation failed",
+        "jwt[0].claimMappings.username.expression: Invalid value: \"claims.sub.frobnicate()\": compilation failed: undeclared reference to 'frobnicate'",
+        "jwt[0].claimMappings.groups.expression: Invalid value: \"claims.a.filter(x, claims.b.exists(y, y == x))\": estimated cost",
+        "jwt[0].claimMappings.extra[0].valueExpression: Invalid value: \"claims.tid == 1\": must evaluate to one of [string list(string)]",
+        "jwt[0].userValidationRules[0].expression: Invalid value: \"user.name == 'x'\": compilation failed: undefined field 'name'",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
 }
 
 #[test]

@@ -100,6 +100,7 @@ impl Servers {
             groups: None,
             uid_claim: None,
             required_claims: Vec::new(),
+            cel: None,
         };
         IssuerKeys::new(&cfg, Duration::ZERO).unwrap()
     }

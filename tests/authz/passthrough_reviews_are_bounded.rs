@@ -61,6 +61,7 @@ async fn garbage_tokens_cause_no_token_reviews() {
         rules: Rule::guide_example(),
         watch_event_interval: Duration::from_secs(1),
         service_account_tokens: vec![ci.clone()],
+        proxy_userextras: None,
     });
     let api = serve_https(standin.router()).await;
     let issuer = Issuer::start(SigningAlg::RS256).await;

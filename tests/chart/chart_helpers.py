@@ -23,7 +23,7 @@ RELEASE = "kube-oidc-authz"
 NAMESPACE = "kube-oidc-authz"
 
 # Named value sets rendered into golden files; each is a file under values/.
-CASES = ["default", "guide", "authz-only", "cert-manager", "everything"]
+CASES = ["default", "guide", "authz-only", "cert-manager", "everything", "authentication-config"]
 
 
 def placeholders() -> dict[str, dict]:

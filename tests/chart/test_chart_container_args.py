@@ -254,8 +254,14 @@ def test_authz_accepts_a_rendered_authentication_config(chart, issuer, tmp_path)
     grpc, http = free_port(), free_port()
     values = _authz_values(issuer, grpc, http, structured=True)
     jwt = values["authenticationConfig"]["jwt"][0]
-    jwt["claimValidationRules"] = [{"claim": "hd", "requiredValue": "example.com"}]
-    jwt["claimMappings"]["uid"] = {"claim": "sub"}
+    jwt["claimValidationRules"] = [
+        {"claim": "hd", "requiredValue": "example.com"},
+        {"expression": "claims.?email_verified.orValue(true) == true", "message": "email must be verified"},
+    ]
+    jwt["claimMappings"]["uid"] = {"expression": "claims.sub"}
+    jwt["claimMappings"]["groups"] = {"expression": "claims.roles.filter(r, r.startsWith('k8s-')).map(r, 'oidc:' + r)"}
+    jwt["claimMappings"]["extra"] = [{"key": "example.com/tenant", "valueExpression": "claims.?tid.orValue('')"}]
+    jwt["userValidationRules"] = [{"expression": "!user.username.startsWith('system:')", "message": "no system users"}]
     rendered = render(chart, values)
     args = rendered.container("authz")["args"]
     assert "--authentication-config=/etc/kube-oidc-authz/authn/authentication-config.yaml" in args
@@ -267,7 +273,7 @@ def test_authz_accepts_a_rendered_authentication_config(chart, issuer, tmp_path)
         _wait_for(f"http://127.0.0.1:{http}/readyz", proc)
 
 
-# === CEL: refused by the binary today, and so by the chart ===
+# === CEL: the chart passes it on, and refuses what the binary would refuse ===
 
 BASE_JWT = {
     "issuer": {"url": "https://issuer.example.com", "audiences": ["kube-oidc-authz"]},
@@ -279,9 +285,9 @@ def _authn_config(jwt: dict) -> dict:
     return {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AuthenticationConfiguration", "jwt": [jwt]}
 
 
-def _cel(path: str, value) -> dict:
+def _with(path: str, value) -> dict:
     """BASE_JWT's AuthenticationConfiguration with `path` (dotted, under
-    jwt[0]) set to a CEL field."""
+    jwt[0]) set to `value`."""
     jwt = copy.deepcopy(BASE_JWT)
     *parents, last = path.split(".")
     node = jwt
@@ -291,51 +297,92 @@ def _cel(path: str, value) -> dict:
     return _authn_config(jwt)
 
 
-# Every CEL field of an AuthenticationConfiguration JWT authenticator, and
-# the field the chart and the binary name when refusing it (the binary's
-# names lack the "authenticationConfig." prefix).
-CEL_CASES = {
-    "claimValidationRules": (
-        _cel("claimValidationRules", [{"expression": "claims.email_verified == true", "message": "email must be verified"}]),
-        "jwt[0].claimValidationRules[0].expression",
+# Mistakes the chart sees without compiling CEL, and the field the chart and
+# the binary name when refusing them (the binary's names lack the
+# "authenticationConfig." prefix).
+MISTAKES = {
+    "claim and expression": (
+        _with("claimMappings.username", {"claim": "email", "prefix": "", "expression": "claims.email"}),
+        "jwt[0].claimMappings.username: Invalid value: claim and expression can't both be set",
     ),
-    "username.expression": (
-        _cel("claimMappings.username", {"expression": "'banyan:' + claims.email"}),
-        "jwt[0].claimMappings.username.expression",
+    "prefix with expression": (
+        _with("claimMappings.groups", {"expression": "claims.roles", "prefix": "x:"}),
+        "jwt[0].claimMappings.groups.prefix: Invalid value: may not be specified when expression is set",
     ),
-    "groups.expression": (_cel("claimMappings.groups", {"expression": "claims.roles"}), "jwt[0].claimMappings.groups.expression"),
-    "uid.expression": (_cel("claimMappings.uid", {"expression": "claims.sub"}), "jwt[0].claimMappings.uid.expression"),
-    "extra.valueExpression": (
-        _cel("claimMappings.extra", [{"key": "example.com/tenant", "valueExpression": "claims.tenant"}]),
-        "jwt[0].claimMappings.extra",
+    "rule with claim and expression": (
+        _with("claimValidationRules", [{"claim": "hd", "expression": "claims.hd == 'x'"}]),
+        "jwt[0].claimValidationRules[0].claim: claim and expression can't both be set",
     ),
-    "userValidationRules": (
-        _cel("userValidationRules", [{"expression": "!user.username.startsWith('system:')", "message": "no system users"}]),
-        "jwt[0].userValidationRules",
+    "extra key without domain": (
+        _with("claimMappings.extra", [{"key": "tenant", "valueExpression": "claims.tid"}]),
+        'jwt[0].claimMappings.extra[0].key: Invalid value: "tenant": must be a domain-prefixed path',
+    ),
+    "extra key in capitals": (
+        _with("claimMappings.extra", [{"key": "example.com/Tenant", "valueExpression": "claims.tid"}]),
+        'jwt[0].claimMappings.extra[0].key: Invalid value: "example.com/Tenant": key must be lowercase',
+    ),
+    "extra key of Kubernetes": (
+        _with("claimMappings.extra", [{"key": "authentication.kubernetes.io/x", "valueExpression": "claims.tid"}]),
+        'jwt[0].claimMappings.extra[0].key: Invalid value: "authentication.kubernetes.io/x": k8s.io, kubernetes.io',
+    ),
+    "extra key twice": (
+        _with(
+            "claimMappings.extra",
+            [{"key": "example.com/t", "valueExpression": "claims.a"}, {"key": "example.com/t", "valueExpression": "claims.b"}],
+        ),
+        'jwt[0].claimMappings.extra[1].key: Duplicate value: "example.com/t"',
+    ),
+    "extra without expression": (
+        _with("claimMappings.extra", [{"key": "example.com/t"}]),
+        "jwt[0].claimMappings.extra[0].valueExpression: Required value",
     ),
 }
 
 
-@pytest.mark.parametrize("case", CEL_CASES)
-def test_the_chart_refuses_cel_in_the_authentication_config(chart, case):
-    config, field = CEL_CASES[case]
+@pytest.mark.parametrize("case", MISTAKES)
+def test_the_chart_refuses_what_the_binary_refuses(chart, case):
+    config, message = MISTAKES[case]
     with pytest.raises(helm.HelmRenderError) as err:
         render(chart, {"authenticationConfig": config})
-    assert f"authenticationConfig.{field}: CEL is not supported yet" in str(err.value)
+    assert f"authenticationConfig.{message}" in str(err.value)
 
 
-@pytest.mark.parametrize("case", CEL_CASES)
-def test_the_binary_refuses_cel_in_the_authentication_config(chart, tmp_path, case):
-    """The args of a render without CEL, pointed at the same file with the
-    CEL field added: the binary refuses it at start-up."""
+@pytest.mark.parametrize("case", MISTAKES)
+def test_the_binary_refuses_the_same_with_the_same_field(chart, tmp_path, case):
+    """The args of a good render, pointed at the same file with the mistake
+    written in: the binary refuses it at start-up, naming the same field."""
     values = {"authenticationConfig": _authn_config(BASE_JWT)}
     rendered = render(chart, values)
     args = _localise(rendered.container("authz")["args"], tmp_path)
     _pod_files(rendered, tmp_path, "")
     config = tmp_path / "etc" / "authn" / "authentication-config.yaml"
     assert f"--authentication-config={config}" in args
-    cel_config, field = CEL_CASES[case]
-    config.write_text(yaml.safe_dump(cel_config))
+    bad_config, message = MISTAKES[case]
+    config.write_text(yaml.safe_dump(bad_config))
     result = subprocess.run([_binary(), *args], capture_output=True, text=True, timeout=30)
     assert result.returncode == EX_CONFIG, result.stdout + result.stderr
-    assert f"{field}: " in result.stderr and "CEL expressions are not supported yet" in result.stderr, result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_cel_passes_through_and_its_extra_keys_reach_the_cluster_role(chart):
+    config = _with(
+        "claimMappings",
+        {
+            "username": {"expression": "claims.email_verified ? claims.email : ''"},
+            "groups": {"expression": "claims.roles.split(',')"},
+            "extra": [
+                {"key": "example.com/tenant", "valueExpression": "claims.tid"},
+                {"key": "acme.io/region", "valueExpression": "claims.region"},
+            ],
+        },
+    )
+    config["jwt"][0]["userValidationRules"] = [{"expression": "!user.username.startsWith('system:')"}]
+    rendered = render(chart, {"authenticationConfig": config})
+    authn = next(c for c in rendered.all("ConfigMap") if c["metadata"]["name"].endswith("-authn"))
+    assert yaml.safe_load(authn["data"]["authentication-config.yaml"]) == config
+    resources = [res for rule in rendered.one("ClusterRole")["rules"] for res in rule["resources"]]
+    assert sorted(r for r in resources if r.startswith("userextras/")) == [
+        "userextras/acme.io/region",
+        "userextras/authentication.kubernetes.io/credential-id",
+        "userextras/example.com/tenant",
+    ]

@@ -26,6 +26,7 @@ async fn start() -> Server {
         rules: Rule::guide_example(),
         watch_event_interval: Duration::from_millis(50),
         service_account_tokens: Vec::new(),
+        proxy_userextras: None,
     });
     let server = serve_stand_in(standin.clone()).await;
     Server {

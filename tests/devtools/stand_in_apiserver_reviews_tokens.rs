@@ -36,6 +36,7 @@ async fn start() -> Server {
         rules: Rule::guide_example(),
         watch_event_interval: Duration::from_millis(50),
         service_account_tokens: vec![ci.clone(), ci_other.clone()],
+        proxy_userextras: None,
     }))
     .await;
     Server {

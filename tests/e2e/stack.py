@@ -104,6 +104,9 @@ class Stack:
     # The demo lets its user impersonate bob (--allow-impersonation).
     impersonation: bool = True
     authz_args: list[str] = field(default_factory=list)
+    # An AuthenticationConfiguration for the authz service instead of the
+    # demo's --oidc-* flags (its issuers are pointed at the dev issuer).
+    authentication_config: Path | None = None
     procs: dict[str, Proc] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     demo: Proc | None = None
@@ -129,6 +132,7 @@ class Stack:
             *(["--authz-mtls"] if self.authz_mtls else []),
             *([] if self.impersonation else ["--no-impersonation"]),
             *(f"--authz-arg={a}" for a in self.authz_args),
+            *(["--authentication-config", self.authentication_config] if self.authentication_config else []),
         ]
         # Text logs in every role's log file, inherited by the roles.
         self.env = {**os.environ, "KUBE_OIDC_AUTHZ_LOG_FORMAT": "text"}

@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn adds_system_authenticated_unless_a_system_group_is_given() {
-        let rbac = Rbac::new(SA, Vec::new());
+        let rbac = Rbac::new(SA, None, Vec::new());
         let u = impersonate(
             proxy(),
             &requested(&headers(&[
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn only_the_proxy_may_impersonate() {
-        let rbac = Rbac::new(SA, Vec::new());
+        let rbac = Rbac::new(SA, None, Vec::new());
         let other = UserInfo::service_account("system:serviceaccount:default:other", "2");
         let err = impersonate(
             other,
@@ -427,6 +427,43 @@ mod tests {
         assert_eq!(
             err.message,
             "users \"alice\" is forbidden: User \"system:serviceaccount:default:other\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        );
+    }
+
+    /// With the extra keys the chart grants, an extra of any other key is
+    /// refused as the apiserver refuses it: 403 naming the userextras
+    /// resource.
+    #[test]
+    fn only_granted_extra_keys_may_be_impersonated() {
+        let rbac = Rbac::new(SA, Some(&["example.com/tenant".to_owned()]), Vec::new());
+        let allowed = impersonate(
+            proxy(),
+            &requested(&headers(&[
+                ("impersonate-user", "alice"),
+                ("impersonate-group", "dev"),
+                ("impersonate-uid", "u-1"),
+                ("impersonate-extra-example.com%2ftenant", "t1"),
+            ]))
+            .unwrap(),
+            &rbac,
+        )
+        .unwrap();
+        assert_eq!(allowed.extra["example.com/tenant"], ["t1"]);
+        let err = impersonate(
+            proxy(),
+            &requested(&headers(&[
+                ("impersonate-user", "alice"),
+                ("impersonate-extra-example.com%2fother", "x"),
+            ]))
+            .unwrap(),
+            &rbac,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 403);
+        assert!(
+            err.message.contains("cannot impersonate resource \"userextras/example.com/other\" in API group \"authentication.k8s.io\""),
+            "{}",
+            err.message
         );
     }
 }

@@ -91,6 +91,14 @@ pub struct ApiserverArgs {
     /// How often a watch on pods receives a MODIFIED event.
     #[arg(long, default_value = "1s", value_parser = kube_oidc_authz::duration::parse)]
     pub watch_event_interval: Duration,
+    /// An extra key the service account may impersonate
+    /// (`userextras/<key>`), as the Helm chart's ClusterRole names them;
+    /// repeatable. With any given, the account may impersonate users,
+    /// groups, service accounts, uids and these extras only, and an
+    /// `Impersonate-Extra-*` of any other key is refused with 403, as the
+    /// apiserver refuses it. Without: any extra.
+    #[arg(long = "proxy-userextra", value_name = "KEY")]
+    pub proxy_userextras: Vec<String>,
 }
 
 /// What the stand-in needs to serve.
@@ -106,6 +114,8 @@ pub struct StandInConfig {
     pub watch_event_interval: Duration,
     /// Service-account tokens of other accounts the stand-in issued.
     pub service_account_tokens: Vec<ServiceAccountToken>,
+    /// The extra keys the proxy may impersonate; `None`: any.
+    pub proxy_userextras: Option<Vec<String>>,
 }
 
 /// One request as it arrived, for tests.
@@ -158,7 +168,11 @@ impl StandIn {
         StandIn {
             inner: Arc::new(Inner {
                 tokens,
-                rbac: Rbac::new(&config.service_account, config.rules),
+                rbac: Rbac::new(
+                    &config.service_account,
+                    config.proxy_userextras.as_deref(),
+                    config.rules,
+                ),
                 watch_interval: config.watch_event_interval,
                 resource_version: AtomicU64::new(1000),
                 recorded: Mutex::new(VecDeque::with_capacity(RECORD_CAPACITY)),
@@ -463,6 +477,7 @@ pub async fn run(
         rules,
         watch_event_interval: args.watch_event_interval,
         service_account_tokens: files.ci_tokens,
+        proxy_userextras: (!args.proxy_userextras.is_empty()).then_some(args.proxy_userextras),
     });
     tracing::info!(address = %addr, dir = %args.dir.display(), "stand-in apiserver listening");
     serve(listener, tls, standin, shutdown)

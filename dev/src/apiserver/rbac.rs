@@ -196,9 +196,30 @@ pub struct Rbac {
 }
 
 impl Rbac {
-    /// `proxy` is the service account allowed to impersonate; `table` the
-    /// cluster's own bindings.
-    pub fn new(proxy: &str, table: Vec<Rule>) -> Self {
+    /// `proxy` is the service account allowed to impersonate (with
+    /// `userextras`, only those extra keys, as the chart's ClusterRole
+    /// grants them; `None`, any); `table` the cluster's own bindings.
+    pub fn new(proxy: &str, userextras: Option<&[String]>, table: Vec<Rule>) -> Self {
+        let impersonate = match userextras {
+            None => Rule {
+                users: s(&[proxy]),
+                verbs: s(&["impersonate"]),
+                api_groups: s(&["", "authentication.k8s.io"]),
+                resources: s(&["*"]),
+                ..Rule::default()
+            },
+            Some(keys) => Rule {
+                users: s(&[proxy]),
+                verbs: s(&["impersonate"]),
+                api_groups: s(&["", "authentication.k8s.io"]),
+                resources: ["users", "groups", "serviceaccounts", "uids"]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain(keys.iter().map(|k| format!("userextras/{k}")))
+                    .collect(),
+                ..Rule::default()
+            },
+        };
         let mut rules = vec![
             // system:masters is cluster-admin, as in every cluster.
             Rule {
@@ -241,13 +262,7 @@ impl Rbac {
                 ..Rule::default()
             },
             // The proxy's ClusterRole, as the Helm chart creates it.
-            Rule {
-                users: s(&[proxy]),
-                verbs: s(&["impersonate"]),
-                api_groups: s(&["", "authentication.k8s.io"]),
-                resources: s(&["*"]),
-                ..Rule::default()
-            },
+            impersonate,
             // ... with token passthrough on, as the chart grants it.
             Rule {
                 users: s(&[proxy]),
@@ -433,7 +448,7 @@ mod tests {
 
     #[test]
     fn guide_example_table() {
-        let rbac = Rbac::new("system:serviceaccount:x:proxy", Rule::guide_example());
+        let rbac = Rbac::new("system:serviceaccount:x:proxy", None, Rule::guide_example());
         let reader = alice(&["banyan:any-employee-personal-device", "banyan:developers"]);
         let admin = alice(&["banyan:all-admins-corporate-device"]);
         let cases = [

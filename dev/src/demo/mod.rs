@@ -19,6 +19,7 @@
 //! - [`manifest`]: what runs where, written to `stack.json`.
 
 mod audit;
+mod authn;
 mod envoy;
 pub mod manifest;
 mod mtls;
@@ -80,6 +81,15 @@ pub struct DemoArgs {
     /// up while one watches (the product default is five minutes).
     #[arg(long, default_value = "10s")]
     pub audit_batch_max_wait: String,
+    /// A Kubernetes `AuthenticationConfiguration` for the authz service in
+    /// place of the demo's `--oidc-*` flags. Every `jwt` issuer is pointed
+    /// at the development issuer (its `url` and `certificateAuthority` are
+    /// replaced; tokens carry the audience `kube-oidc-authz`), and the
+    /// stand-in apiserver lets the proxy impersonate only the extra keys
+    /// its `claimMappings.extra` sets (and the credential id), as the Helm
+    /// chart's ClusterRole does.
+    #[arg(long, value_name = "FILE")]
+    pub authentication_config: Option<PathBuf>,
     /// When a role exits, report it and keep the others running instead of
     /// stopping the demo: for tests that stop and restart roles themselves
     /// (with the argv in stack.json).
@@ -160,6 +170,11 @@ async fn start(bins: &Bins, dir: &Path, args: &DemoArgs, roles: &mut Roles) -> a
     ] = free_ports()?;
     let port = if args.port == 0 { any_port } else { args.port };
     let plain = kube_oidc_authz::tls::https_client(None, Duration::from_secs(2))?;
+    let authn = args
+        .authentication_config
+        .as_deref()
+        .map(authn::AuthnConfig::read)
+        .transpose()?;
 
     // The development issuer and the stand-in apiserver need nothing from
     // each other: they start together.
@@ -188,16 +203,20 @@ async fn start(bins: &Bins, dir: &Path, args: &DemoArgs, roles: &mut Roles) -> a
         ci_token_file: api_dir.join(crate::apiserver::CI_TOKEN_FILE),
         ci_token_other_audience_file: api_dir.join(crate::apiserver::CI_TOKEN_OTHER_AUDIENCE_FILE),
     };
+    let mut api_args: Vec<String> = vec![
+        "stand-in-apiserver".into(),
+        "--listen".into(),
+        loopback(api_port),
+        "--dir".into(),
+        s(&api_dir),
+    ];
+    for key in authn.iter().flat_map(authn::AuthnConfig::extra_keys) {
+        api_args.push(format!("--proxy-userextra={key}"));
+    }
     roles.spawn(
         "apiserver",
         &bins.dev,
-        &[
-            "stand-in-apiserver".into(),
-            "--listen".into(),
-            loopback(api_port),
-            "--dir".into(),
-            s(&api_dir),
-        ],
+        &api_args,
         &[("https", loopback(api_port))],
     )?;
     let discovery = format!("{}/.well-known/openid-configuration", issuer.url);
@@ -222,27 +241,38 @@ async fn start(bins: &Bins, dir: &Path, args: &DemoArgs, roles: &mut Roles) -> a
         loopback(grpc_port),
         "--http-address".into(),
         loopback(authz_http_port),
-        "--oidc-issuer-url".into(),
-        issuer.url.clone(),
-        "--oidc-client-id".into(),
-        "kube-oidc-authz".into(),
-        "--oidc-ca-file".into(),
-        s(&issuer.ca_file),
-        "--oidc-username-claim".into(),
-        "email".into(),
-        "--oidc-username-prefix".into(),
-        "banyan:".into(),
-        "--oidc-groups-claim".into(),
-        "roles".into(),
-        "--oidc-groups-prefix".into(),
-        "banyan:".into(),
+    ];
+    match &authn {
+        Some(config) => {
+            let file = dir.join("authentication-config.yaml");
+            config.write_for_issuer(&file, &issuer.url, &issuer.ca_file)?;
+            authz_args.extend(["--authentication-config".into(), s(&file)]);
+        }
+        None => authz_args.extend([
+            "--oidc-issuer-url".into(),
+            issuer.url.clone(),
+            "--oidc-client-id".into(),
+            "kube-oidc-authz".into(),
+            "--oidc-ca-file".into(),
+            s(&issuer.ca_file),
+            "--oidc-username-claim".into(),
+            "email".into(),
+            "--oidc-username-prefix".into(),
+            "banyan:".into(),
+            "--oidc-groups-claim".into(),
+            "roles".into(),
+            "--oidc-groups-prefix".into(),
+            "banyan:".into(),
+        ]),
+    }
+    authz_args.extend([
         "--upstream-token-file".into(),
         s(&apiserver.token_file),
         "--apiserver-url".into(),
         apiserver.url.clone(),
         "--apiserver-ca-file".into(),
         s(&apiserver.ca_file),
-    ];
+    ]);
     if !args.no_impersonation {
         authz_args.push("--allow-impersonation".into());
     }

@@ -1,4 +1,4 @@
-{{/* How the authz service learns its issuers (oidc.* flags or an AuthenticationConfiguration), and the CEL it refuses. */}}
+{{/* How the authz service learns its issuers (oidc.* flags or an AuthenticationConfiguration), and what the chart checks of it. */}}
 
 {{/* "true" when the authz service reads a structured AuthenticationConfiguration. */}}
 {{- define "kube-oidc-authz.structuredAuthn" -}}
@@ -6,14 +6,16 @@
 {{- end }}
 
 {{/*
-The CEL fields of authenticationConfig, as a JSON list of problems. The authz
-service does not evaluate CEL yet and refuses these at start-up (exit 64),
-field for field as here: refusing them at render time keeps a pod from
-crash-looping on a configuration that could never start.
+Problems with authenticationConfig that the chart can see without compiling
+CEL, as a JSON list, each naming the field as the authz service does (it
+refuses the same at start-up, with exit 64, and also compiles every
+expression): claim and expression set together, a prefix beside an
+expression, and extra keys, which also become the userextras resourceNames of
+the ClusterRole. Refusing them at render time keeps a pod from crash-looping
+on a configuration that could never start.
 */}}
-{{- define "kube-oidc-authz.authnCelErrors" -}}
+{{- define "kube-oidc-authz.authnErrors" -}}
 {{- $errs := list }}
-{{- $cel := "CEL is not supported yet (the authz service refuses it at start-up)" }}
 {{- $cfg := .Values.authenticationConfig }}
 {{- if and (kindIs "map" $cfg) (kindIs "slice" $cfg.jwt) }}
 {{- range $i, $jwt := $cfg.jwt }}
@@ -21,24 +23,45 @@ crash-looping on a configuration that could never start.
 {{- $at := printf "authenticationConfig.jwt[%d]" $i }}
 {{- if kindIs "slice" $jwt.claimValidationRules }}
 {{- range $j, $rule := $jwt.claimValidationRules }}
-{{- if and (kindIs "map" $rule) (or (not (kindIs "invalid" (index $rule "expression"))) (not (kindIs "invalid" (index $rule "message")))) }}
-{{- $errs = append $errs (printf "%s.claimValidationRules[%d].expression: %s; use claim and requiredValue" $at $j $cel) }}
+{{- if and (kindIs "map" $rule) $rule.claim $rule.expression }}
+{{- $errs = append $errs (printf "%s.claimValidationRules[%d].claim: claim and expression can't both be set" $at $j) }}
 {{- end }}
 {{- end }}
-{{- end }}
-{{- if $jwt.userValidationRules }}
-{{- $errs = append $errs (printf "%s.userValidationRules: %s; remove them" $at $cel) }}
 {{- end }}
 {{- $mappings := $jwt.claimMappings }}
 {{- if kindIs "map" $mappings }}
 {{- range $name := list "username" "groups" "uid" }}
 {{- $m := index $mappings $name }}
-{{- if and (kindIs "map" $m) (not (kindIs "invalid" (index $m "expression"))) }}
-{{- $errs = append $errs (printf "%s.claimMappings.%s.expression: %s; use claim%s" $at $name $cel (ternary "" " and prefix" (eq $name "uid"))) }}
+{{- if kindIs "map" $m }}
+{{- if and $m.claim $m.expression }}
+{{- $errs = append $errs (printf "%s.claimMappings.%s: Invalid value: claim and expression can't both be set" $at $name) }}
+{{- else if and $m.expression (hasKey $m "prefix") }}
+{{- $errs = append $errs (printf "%s.claimMappings.%s.prefix: Invalid value: may not be specified when expression is set" $at $name) }}
 {{- end }}
 {{- end }}
-{{- if $mappings.extra }}
-{{- $errs = append $errs (printf "%s.claimMappings.extra: %s; remove extra, whose valueExpression is CEL" $at $cel) }}
+{{- end }}
+{{- if kindIs "slice" $mappings.extra }}
+{{- $seen := dict }}
+{{- range $j, $e := $mappings.extra }}
+{{- $eat := printf "%s.claimMappings.extra[%d]" $at $j }}
+{{- $key := toString (dig "key" "" ($e | default dict)) }}
+{{- $domain := first (splitList "/" $key) }}
+{{- if not $key }}
+{{- $errs = append $errs (printf "%s.key: Required value" $eat) }}
+{{- else if not (regexMatch "^[^/]+/.+$" $key) }}
+{{- $errs = append $errs (printf "%s.key: Invalid value: %q: must be a domain-prefixed path (such as \"acme.io/foo\")" $eat $key) }}
+{{- else if ne $key (lower $key) }}
+{{- $errs = append $errs (printf "%s.key: Invalid value: %q: key must be lowercase" $eat $key) }}
+{{- else if or (eq $domain "kubernetes.io" "k8s.io") (hasSuffix ".kubernetes.io" $domain) (hasSuffix ".k8s.io" $domain) }}
+{{- $errs = append $errs (printf "%s.key: Invalid value: %q: k8s.io, kubernetes.io and their subdomains are reserved for Kubernetes use" $eat $key) }}
+{{- else if hasKey $seen $key }}
+{{- $errs = append $errs (printf "%s.key: Duplicate value: %q" $eat $key) }}
+{{- end }}
+{{- $_ := set $seen $key true }}
+{{- if not (dig "valueExpression" "" ($e | default dict)) }}
+{{- $errs = append $errs (printf "%s.valueExpression: Required value" $eat) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

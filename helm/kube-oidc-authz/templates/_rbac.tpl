@@ -13,7 +13,7 @@
 {{- $kv := splitList "=" (trim .) }}
 {{- if and (gt (len $kv) 1) (first $kv) }}{{ $keys = append $keys (lower (trim (first $kv))) }}{{ end }}
 {{- end }}
-{{- /* claimMappings.extra is CEL, refused by "validate" until the authz service supports it. */}}
+{{- /* The keys of claimMappings.extra, whose valueExpression (CEL) the authz service evaluates. */}}
 {{- if $v.authenticationConfig }}
 {{- range $jwt := ($v.authenticationConfig.jwt | default list) }}
 {{- range (dig "claimMappings" "extra" list $jwt) }}

@@ -64,7 +64,7 @@ problem at once.
 {{- if and (hasKey $v.authenticationConfig "kind") (ne (toString $v.authenticationConfig.kind) "AuthenticationConfiguration") }}
 {{- $errs = append $errs (printf "authenticationConfig.kind must be AuthenticationConfiguration (got %q)" (toString $v.authenticationConfig.kind)) }}
 {{- end }}
-{{- $errs = concat $errs (include "kube-oidc-authz.authnCelErrors" . | fromJsonArray) }}
+{{- $errs = concat $errs (include "kube-oidc-authz.authnErrors" . | fromJsonArray) }}
 {{- end }}
 {{- range $k, $val := $v.oidc.requiredClaims }}
 {{- if or (contains "," $k) (contains "," (toString $val)) (contains "=" $k) }}

@@ -1,15 +1,18 @@
 //! The Kubernetes `AuthenticationConfiguration` file (the `jwt` part,
-//! `apiserver.config.k8s.io` v1beta1 or v1) → trusted issuers. Unknown keys
-//! are errors, and so is anything an impersonating proxy cannot honour
-//! (CEL expressions, `anonymous`, egress selectors): refused by name
-//! rather than silently ignored.
+//! `apiserver.config.k8s.io` v1beta1 or v1) → trusted issuers, with the
+//! apiserver's validation rules and every CEL expression compiled here, so
+//! a bad one stops start-up with its field path. Unknown keys are errors,
+//! and so is anything an impersonating proxy cannot honour (`anonymous`,
+//! egress selectors): refused by name rather than silently ignored.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::issuer::{ClaimMapping, IssuerConfig};
 use super::url_with_scheme;
+use crate::authz::cel::{self, Compiler, Expressions, Variable, Want};
 use crate::authz::verify::SigningAlg;
 
 /// Reads and parses the file named by `--authentication-config`; every
@@ -50,7 +53,25 @@ struct JwtAuthenticator {
     #[serde(default)]
     claim_mappings: ClaimMappings,
     #[serde(default)]
-    user_validation_rules: Vec<serde_yaml_ng::Value>,
+    user_validation_rules: Vec<UserValidationRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UserValidationRule {
+    #[serde(default)]
+    expression: String,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ExtraMapping {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value_expression: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,7 +113,7 @@ struct ClaimMappings {
     #[serde(default)]
     uid: Option<ClaimOrExpression>,
     #[serde(default)]
-    extra: Vec<serde_yaml_ng::Value>,
+    extra: Vec<ExtraMapping>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,8 +149,6 @@ const STRUCTURED_ALGS: [SigningAlg; 9] = [
     SigningAlg::PS512,
 ];
 
-const CEL_UNSUPPORTED: &str = "CEL expressions are not supported yet; use claim and prefix";
-
 /// Parses the `jwt` part of an `AuthenticationConfiguration` (v1beta1 or
 /// v1), listing every problem.
 pub fn parse_authentication_config(text: &str) -> Result<Vec<IssuerConfig>, Vec<String>> {
@@ -157,6 +176,10 @@ pub fn parse_authentication_config(text: &str) -> Result<Vec<IssuerConfig>, Vec<
     if doc.jwt.is_empty() {
         errors.push("jwt: at least one authenticator is required".to_owned());
     }
+    let compiler = match Compiler::new() {
+        Ok(c) => c,
+        Err(e) => return Err(vec![e]),
+    };
     let mut issuers = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, jwt) in doc.jwt.iter().enumerate() {
@@ -167,7 +190,7 @@ pub fn parse_authentication_config(text: &str) -> Result<Vec<IssuerConfig>, Vec<
                 jwt.issuer.url
             ));
         }
-        if let Some(issuer) = structured_issuer(jwt, &at, &mut errors) {
+        if let Some(issuer) = structured_issuer(jwt, &at, &compiler, &mut errors) {
             issuers.push(issuer);
         }
     }
@@ -181,6 +204,7 @@ pub fn parse_authentication_config(text: &str) -> Result<Vec<IssuerConfig>, Vec<
 fn structured_issuer(
     jwt: &JwtAuthenticator,
     at: &str,
+    compiler: &Compiler,
     errors: &mut Vec<String>,
 ) -> Option<IssuerConfig> {
     let before = errors.len();
@@ -227,54 +251,207 @@ fn structured_issuer(
         ));
     }
 
+    let mut exprs = Expressions::new(compiler);
+    let compile =
+        |source: &str, field: &str, var: Variable, want: Want, errors: &mut Vec<String>| {
+            compiler
+                .compile(source, var, want)
+                .map_err(|e| errors.push(format!("{field}: Invalid value: {source:?}: {e}")))
+                .ok()
+        };
+
     let mut required_claims = Vec::new();
+    let mut seen_claims = std::collections::HashSet::new();
+    let mut seen_rules = std::collections::HashSet::new();
     for (j, rule) in jwt.claim_validation_rules.iter().enumerate() {
         let rat = format!("{at}.claimValidationRules[{j}]");
-        if rule.expression.is_some() || rule.message.is_some() {
-            errors.push(format!("{rat}.expression: {CEL_UNSUPPORTED}"));
-            continue;
-        }
-        match &rule.claim {
-            Some(c) if !c.is_empty() => {
-                required_claims.push((c.clone(), rule.required_value.clone().unwrap_or_default()))
+        let claim = rule.claim.as_deref().unwrap_or("");
+        let expression = rule.expression.as_deref().unwrap_or("");
+        match (claim.is_empty(), expression.is_empty()) {
+            (false, false) => errors.push(format!(
+                "{rat}.claim: claim and expression can't both be set"
+            )),
+            (true, true) => errors.push(format!("{rat}.claim: claim or expression is required")),
+            (false, true) => {
+                if rule.message.as_deref().is_some_and(|m| !m.is_empty()) {
+                    errors.push(format!("{rat}.message: can't be set when claim is set"));
+                }
+                if !seen_claims.insert(claim) {
+                    errors.push(format!("{rat}.claim: Duplicate value: {claim:?}"));
+                }
+                required_claims.push((
+                    claim.to_owned(),
+                    rule.required_value.clone().unwrap_or_default(),
+                ));
             }
-            _ => errors.push(format!("{rat}.claim: required")),
+            (true, false) => {
+                if rule
+                    .required_value
+                    .as_deref()
+                    .is_some_and(|v| !v.is_empty())
+                {
+                    errors.push(format!(
+                        "{rat}.requiredValue: can't be set when expression is set"
+                    ));
+                }
+                if !seen_rules.insert(expression) {
+                    errors.push(format!("{rat}.expression: Duplicate value: {expression:?}"));
+                    continue;
+                }
+                if let Some(e) = compile(
+                    expression,
+                    &format!("{rat}.expression"),
+                    Variable::Claims,
+                    Want::Bool,
+                    errors,
+                ) {
+                    exprs.claim_rules.push(cel::Rule {
+                        expression: e,
+                        message: rule.message.clone().unwrap_or_default(),
+                    });
+                }
+            }
         }
-    }
-    if !jwt.user_validation_rules.is_empty() {
-        errors.push(format!("{at}.userValidationRules: {CEL_UNSUPPORTED}"));
-    }
-    if !jwt.claim_mappings.extra.is_empty() {
-        errors.push(format!(
-            "{at}.claimMappings.extra: valueExpression is CEL; {CEL_UNSUPPORTED}"
-        ));
     }
 
-    let username = match &jwt.claim_mappings.username {
+    let m = &jwt.claim_mappings;
+    let username = match &m.username {
         None => {
-            errors.push(format!("{at}.claimMappings.username: required"));
-            None
-        }
-        Some(m) => prefixed(m, &format!("{at}.claimMappings.username"), true, errors),
-    };
-    let groups = jwt
-        .claim_mappings
-        .groups
-        .as_ref()
-        .and_then(|m| prefixed(m, &format!("{at}.claimMappings.groups"), true, errors));
-    let uid_claim = match &jwt.claim_mappings.uid {
-        None => None,
-        Some(ClaimOrExpression {
-            expression: Some(_),
-            ..
-        }) => {
             errors.push(format!(
-                "{at}.claimMappings.uid.expression: {CEL_UNSUPPORTED}"
+                "{at}.claimMappings.username: Required value: claim or expression is required"
             ));
             None
         }
-        Some(ClaimOrExpression { claim, .. }) => claim.clone().filter(|c| !c.is_empty()),
+        Some(u) => {
+            let uat = format!("{at}.claimMappings.username");
+            match prefixed(u, &uat, true, errors) {
+                Mapping::Claim(c) => Some(c),
+                Mapping::Expression(src) => {
+                    exprs.username = compile(
+                        src,
+                        &format!("{uat}.expression"),
+                        Variable::Claims,
+                        Want::String,
+                        errors,
+                    );
+                    Some(ClaimMapping {
+                        claim: String::new(),
+                        prefix: String::new(),
+                    })
+                }
+                Mapping::None => None,
+            }
+        }
     };
+    let groups = match &m.groups {
+        None => None,
+        Some(g) => {
+            let gat = format!("{at}.claimMappings.groups");
+            match prefixed(g, &gat, false, errors) {
+                Mapping::Claim(c) => Some(c),
+                Mapping::Expression(src) => {
+                    exprs.groups = compile(
+                        src,
+                        &format!("{gat}.expression"),
+                        Variable::Claims,
+                        Want::StringOrList,
+                        errors,
+                    );
+                    None
+                }
+                Mapping::None => None,
+            }
+        }
+    };
+    let uid_claim = match &m.uid {
+        None => None,
+        Some(ClaimOrExpression { claim, expression }) => {
+            let claim = claim.as_deref().unwrap_or("");
+            let expression = expression.as_deref().unwrap_or("");
+            match (claim.is_empty(), expression.is_empty()) {
+                (false, false) => {
+                    errors.push(format!(
+                        "{at}.claimMappings.uid: Invalid value: claim and expression can't both be set"
+                    ));
+                    None
+                }
+                (false, true) => Some(claim.to_owned()),
+                (true, false) => {
+                    exprs.uid = compile(
+                        expression,
+                        &format!("{at}.claimMappings.uid.expression"),
+                        Variable::Claims,
+                        Want::String,
+                        errors,
+                    );
+                    None
+                }
+                (true, true) => None,
+            }
+        }
+    };
+
+    let mut seen_keys = std::collections::HashSet::new();
+    for (j, extra) in m.extra.iter().enumerate() {
+        let eat = format!("{at}.claimMappings.extra[{j}]");
+        if let Err(e) = crate::k8s::user_info::validate_extra_key(&extra.key) {
+            errors.push(format!("{eat}.key: {e}"));
+        } else if !seen_keys.insert(extra.key.as_str()) {
+            errors.push(format!("{eat}.key: Duplicate value: {:?}", extra.key));
+        }
+        if extra.value_expression.is_empty() {
+            errors.push(format!("{eat}.valueExpression: Required value"));
+            continue;
+        }
+        if let Some(e) = compile(
+            &extra.value_expression,
+            &format!("{eat}.valueExpression"),
+            Variable::Claims,
+            Want::StringOrList,
+            errors,
+        ) {
+            exprs.extra.push((extra.key.clone(), e));
+        }
+    }
+
+    let mut seen_user_rules = std::collections::HashSet::new();
+    for (j, rule) in jwt.user_validation_rules.iter().enumerate() {
+        let rat = format!("{at}.userValidationRules[{j}].expression");
+        if rule.expression.is_empty() {
+            errors.push(format!("{rat}: Required value: expression is required"));
+            continue;
+        }
+        if !seen_user_rules.insert(rule.expression.as_str()) {
+            errors.push(format!("{rat}: Duplicate value: {:?}", rule.expression));
+            continue;
+        }
+        if let Some(e) = compile(&rule.expression, &rat, Variable::User, Want::Bool, errors) {
+            exprs.user_rules.push(cel::Rule {
+                expression: e,
+                message: rule.message.clone(),
+            });
+        }
+    }
+
+    // The apiserver's guard against unverified addresses: a username
+    // expression that reads `claims.email` must see `email_verified`
+    // checked somewhere.
+    if let Some(u) = &exprs.username
+        && u.selects_claim("email")
+        && !u.selects_claim("email_verified")
+        && !exprs
+            .extra
+            .iter()
+            .any(|(_, e)| e.selects_claim("email_verified"))
+        && !exprs
+            .claim_rules
+            .iter()
+            .any(|r| r.expression.selects_claim("email_verified"))
+    {
+        errors.push(format!(
+            "{at}.claimMappings.username.expression: Invalid value: claims.email_verified must be used in claimMappings.username.expression or claimMappings.extra[*].valueExpression or claimValidationRules[*].expression when claims.email is used in claimMappings.username.expression"
+        ));
+    }
 
     if errors.len() > before {
         return None;
@@ -289,39 +466,68 @@ fn structured_issuer(
         groups,
         uid_claim,
         required_claims,
+        cel: (exprs.reads_claims() || !exprs.user_rules.is_empty()).then(|| Arc::new(exprs)),
     })
 }
 
-/// The structured config's rule: `prefix` must be given whenever `claim`
-/// is (an empty string disables prefixing); no implicit issuer prefix.
-fn prefixed(
-    m: &PrefixedClaimOrExpression,
+/// A username or groups mapping: a claim with its prefix, or an expression.
+enum Mapping<'a> {
+    Claim(ClaimMapping),
+    Expression(&'a str),
+    /// Invalid (reported) or, for groups, not set.
+    None,
+}
+
+/// The structured config's rules: `claim` and `expression` are mutually
+/// exclusive; `prefix` must be given whenever `claim` is (an empty string
+/// disables prefixing) and never with `expression`; no implicit issuer
+/// prefix. Username needs one of the two, groups neither.
+fn prefixed<'a>(
+    m: &'a PrefixedClaimOrExpression,
     at: &str,
-    prefix_required: bool,
+    required: bool,
     errors: &mut Vec<String>,
-) -> Option<ClaimMapping> {
-    if m.expression.is_some() {
-        errors.push(format!("{at}.expression: {CEL_UNSUPPORTED}"));
-        return None;
-    }
-    let claim = match &m.claim {
-        Some(c) if !c.is_empty() => c.clone(),
-        _ => {
-            errors.push(format!("{at}.claim: required"));
-            return None;
-        }
-    };
-    let prefix = match &m.prefix {
-        Some(p) => p.clone(),
-        None if prefix_required => {
+) -> Mapping<'a> {
+    let claim = m.claim.as_deref().unwrap_or("");
+    let expression = m.expression.as_deref().unwrap_or("");
+    match (claim.is_empty(), expression.is_empty()) {
+        (false, false) => {
             errors.push(format!(
-                "{at}.prefix: required when claim is set (an empty string disables prefixing)"
+                "{at}: Invalid value: claim and expression can't both be set"
             ));
-            return None;
+            Mapping::None
         }
-        None => String::new(),
-    };
-    Some(ClaimMapping { claim, prefix })
+        (true, true) => {
+            if required {
+                errors.push(format!(
+                    "{at}: Required value: claim or expression is required"
+                ));
+            }
+            Mapping::None
+        }
+        (true, false) => {
+            // Even an empty prefix: the apiserver tests for presence.
+            if m.prefix.is_some() {
+                errors.push(format!(
+                    "{at}.prefix: Invalid value: may not be specified when expression is set"
+                ));
+                return Mapping::None;
+            }
+            Mapping::Expression(expression)
+        }
+        (false, true) => match &m.prefix {
+            Some(p) => Mapping::Claim(ClaimMapping {
+                claim: claim.to_owned(),
+                prefix: p.clone(),
+            }),
+            None => {
+                errors.push(format!(
+                    "{at}.prefix: Required value: required when claim is set (an empty string disables prefixing)"
+                ));
+                Mapping::None
+            }
+        },
+    }
 }
 
 #[cfg(test)]
@@ -377,32 +583,32 @@ jwt:
     }
 
     #[test]
-    fn rejects_cel_unknown_keys_and_missing_prefix_all_at_once() {
+    fn rejects_bad_cel_unknown_keys_and_missing_prefix_all_at_once() {
         let bad = r#"
 apiVersion: apiserver.config.k8s.io/v1
 kind: AuthenticationConfiguration
 jwt:
 - issuer: {url: "http://a.example.com", audiences: []}
   claimValidationRules:
-  - expression: "claims.hd == 'x'"
+  - expression: "claims.hd =="
   claimMappings:
     username: {claim: email}
-    groups: {expression: "claims.roles"}
+    groups: {expression: "claims.roles", prefix: "x:"}
 "#;
         let errs = parse_authentication_config(bad).unwrap_err();
         let all = errs.join("\n");
         assert!(all.contains("jwt[0].issuer.url"), "{all}");
         assert!(all.contains("jwt[0].issuer.audiences"), "{all}");
         assert!(
-            all.contains("claimValidationRules[0].expression: CEL"),
+            all.contains("jwt[0].claimValidationRules[0].expression: Invalid value: \"claims.hd ==\": compilation failed"),
             "{all}"
         );
         assert!(
-            all.contains("claimMappings.username.prefix: required"),
+            all.contains("claimMappings.username.prefix: Required value"),
             "{all}"
         );
         assert!(
-            all.contains("claimMappings.groups.expression: CEL"),
+            all.contains("jwt[0].claimMappings.groups.prefix: Invalid value: may not be specified when expression is set"),
             "{all}"
         );
 
@@ -415,5 +621,143 @@ jwt:
 
         let wrong_version = GOOD.replace("v1beta1", "v1alpha9");
         assert!(parse_authentication_config(&wrong_version).is_err());
+    }
+
+    const CEL: &str = r#"
+apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+- issuer: {url: "https://a.example.com", audiences: [kube]}
+  claimValidationRules:
+  - expression: "claims.?email_verified.orValue(true) == true"
+    message: email must be verified
+  claimMappings:
+    username: {expression: "claims.email.split('@')[0]"}
+    groups: {expression: "claims.groups.filter(g, g.startsWith('k8s-'))"}
+    uid: {expression: "claims.sub"}
+    extra:
+    - key: example.com/tenant
+      valueExpression: "claims.tid"
+  userValidationRules:
+  - expression: "!user.username.startsWith('system:')"
+    message: no system users
+"#;
+
+    #[test]
+    fn accepts_cel_mappings_and_rules() {
+        let issuers = parse_authentication_config(CEL).unwrap();
+        let cel = issuers[0].cel.as_ref().unwrap();
+        assert!(cel.username.is_some() && cel.groups.is_some() && cel.uid.is_some());
+        assert_eq!(cel.extra.len(), 1);
+        assert_eq!(cel.claim_rules.len(), 1);
+        assert_eq!(cel.user_rules.len(), 1);
+        assert!(issuers[0].groups.is_none() && issuers[0].uid_claim.is_none());
+        // Plain claim mappings carry no CEL at all.
+        assert!(parse_authentication_config(GOOD).unwrap()[0].cel.is_none());
+    }
+
+    /// The apiserver's validation of the CEL fields, each with the field
+    /// path its error names.
+    #[test]
+    fn cel_field_rules() {
+        let table: &[(&str, &str, &str)] = &[
+            (
+                "claimMappings:\n    username: {claim: sub, prefix: '', expression: claims.sub}",
+                "jwt[0].claimMappings.username: Invalid value: claim and expression can't both be set",
+                "both claim and expression",
+            ),
+            (
+                "claimMappings:\n    username: {}",
+                "jwt[0].claimMappings.username: Required value",
+                "neither",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub, prefix: ''}",
+                "jwt[0].claimMappings.username.prefix: Invalid value: may not be specified",
+                "prefix with expression",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n    uid: {claim: oid, expression: claims.oid}",
+                "jwt[0].claimMappings.uid: Invalid value: claim and expression can't both be set",
+                "uid both",
+            ),
+            (
+                "claimMappings:\n    username: {expression: '42'}",
+                "jwt[0].claimMappings.username.expression: Invalid value: \"42\": must evaluate to string",
+                "username type",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.email}",
+                "jwt[0].claimMappings.username.expression: Invalid value: claims.email_verified must be used",
+                "email without email_verified",
+            ),
+            (
+                "claimMappings:\n    username: {expression: 'claims.email_verified ? claims.email : claims.sub'}",
+                "",
+                "email with email_verified",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n    extra:\n    - {key: Example.com/x, valueExpression: claims.a}",
+                "jwt[0].claimMappings.extra[0].key: Invalid value",
+                "extra key case",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n    extra:\n    - {key: kubernetes.io/x, valueExpression: claims.a}",
+                "jwt[0].claimMappings.extra[0].key: Invalid value: \"kubernetes.io/x\": k8s.io, kubernetes.io and their subdomains are reserved",
+                "extra key reserved",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n    extra:\n    - {key: example.com/x, valueExpression: claims.a}\n    - {key: example.com/x, valueExpression: claims.b}",
+                "jwt[0].claimMappings.extra[1].key: Duplicate value",
+                "extra key duplicate",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n    extra:\n    - {key: example.com/x}",
+                "jwt[0].claimMappings.extra[0].valueExpression: Required value",
+                "extra without expression",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n  claimValidationRules:\n  - {claim: hd, expression: 'claims.hd == \"x\"'}",
+                "jwt[0].claimValidationRules[0].claim: claim and expression can't both be set",
+                "rule both",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n  claimValidationRules:\n  - {expression: 'claims.hd == \"x\"', requiredValue: x}",
+                "jwt[0].claimValidationRules[0].requiredValue: can't be set when expression is set",
+                "requiredValue with expression",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n  claimValidationRules:\n  - {claim: hd, message: m}",
+                "jwt[0].claimValidationRules[0].message: can't be set when claim is set",
+                "message with claim",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n  claimValidationRules:\n  - {expression: claims.hd}",
+                "",
+                "a dyn rule compiles; its type is checked per token",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n  userValidationRules:\n  - {expression: user.name == 'x'}",
+                "jwt[0].userValidationRules[0].expression: Invalid value: \"user.name == 'x'\": compilation failed: undefined field 'name'",
+                "unknown user field",
+            ),
+            (
+                "claimMappings:\n    username: {expression: claims.sub}\n  userValidationRules:\n  - {message: m}",
+                "jwt[0].userValidationRules[0].expression: Required value",
+                "user rule without expression",
+            ),
+        ];
+        for (body, want, name) in table {
+            let doc = format!(
+                "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\njwt:\n- issuer: {{url: https://a.example.com, audiences: [kube]}}\n  {body}\n"
+            );
+            match parse_authentication_config(&doc) {
+                Ok(_) => assert!(want.is_empty(), "{name}: accepted"),
+                Err(errs) => {
+                    let all = errs.join("\n");
+                    assert!(!want.is_empty() && all.contains(want), "{name}: {all}");
+                }
+            }
+        }
     }
 }

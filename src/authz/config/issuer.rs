@@ -2,8 +2,11 @@
 //! mappings), and how the legacy `--oidc-*` flags fill them in with the
 //! apiserver's defaults.
 
+use std::sync::Arc;
+
 use super::url_with_scheme;
 use crate::authz::args::AuthzArgs;
+use crate::authz::cel::Expressions;
 use crate::authz::verify::SigningAlg;
 
 /// One trusted issuer and how its tokens map to Kubernetes identities.
@@ -18,11 +21,16 @@ pub struct IssuerConfig {
     /// PEM bundle trusted for the issuer's HTTPS; platform roots if `None`.
     pub ca_pem: Option<Vec<u8>>,
     pub signing_algs: Vec<SigningAlg>,
+    /// The username claim; unused (empty) when `cel` maps the username.
     pub username: ClaimMapping,
     pub groups: Option<ClaimMapping>,
     pub uid_claim: Option<String>,
     /// `(claim, required value)` pairs; the claim must be a string.
     pub required_claims: Vec<(String, String)>,
+    /// CEL expressions of an `AuthenticationConfiguration`: mappings that
+    /// replace the claim they stand for (the config makes the two mutually
+    /// exclusive), extra mappings and validation rules.
+    pub cel: Option<Arc<Expressions>>,
 }
 
 /// A claim and the prefix put before its value.
@@ -110,6 +118,7 @@ pub(super) fn from_flags(args: &AuthzArgs, errors: &mut Vec<String>) -> Option<I
         groups,
         uid_claim: None,
         required_claims,
+        cel: None,
     })
 }
 
