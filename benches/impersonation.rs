@@ -60,6 +60,7 @@ fn bench_impersonation(c: &mut Criterion) {
         rules,
         watch_event_interval: Duration::from_secs(1),
         service_account_tokens: Vec::new(),
+        proxy_userextras: None,
     });
     let api = rt.block_on(support::serve_https(standin.router()));
     let issuer = rt.block_on(support::Issuer::start(SigningAlg::RS256));

@@ -44,6 +44,7 @@ async fn setup(extra: &[&str]) -> Setup {
         rules: Rule::guide_example(),
         watch_event_interval: Duration::from_secs(1),
         service_account_tokens: Vec::new(),
+        proxy_userextras: None,
     });
     let api = serve_https(standin.router()).await;
     let issuer = Issuer::start(SigningAlg::RS256).await;

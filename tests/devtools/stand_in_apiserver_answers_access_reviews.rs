@@ -42,6 +42,7 @@ async fn reviews_are_answered_from_rbac_for_callers_allowed_to_ask() {
         rules: Rule::guide_example(),
         watch_event_interval: Duration::from_millis(50),
         service_account_tokens: vec![ci.clone()],
+        proxy_userextras: None,
     }))
     .await;
     let post = |caller: String, body: Value| {

@@ -136,7 +136,7 @@ mod tests {
     const SA: &str = "system:serviceaccount:kube-oidc-authz:kube-oidc-authz";
 
     async fn answer(body: Value) -> Result<Value, ApiError> {
-        let rbac = Rbac::new(SA, Rule::guide_example());
+        let rbac = Rbac::new(SA, None, Rule::guide_example());
         let resp = create(&rbac, body.to_string().as_bytes())?;
         assert_eq!(resp.status(), StatusCode::CREATED);
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
@@ -228,7 +228,7 @@ mod tests {
             assert!(e.message.contains(field), "{}", e.message);
         }
         assert_eq!(answer(json!("x")).await.unwrap_err().code, 422);
-        let rbac = Rbac::new(SA, Vec::new());
+        let rbac = Rbac::new(SA, None, Vec::new());
         assert_eq!(create(&rbac, b"{").unwrap_err().code, 400);
     }
 }
