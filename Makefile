@@ -54,7 +54,7 @@ test: setup lint test-rust test-python
 # Criterion (decision path), then the load drivers: Check over gRPC and the
 # audit forwarder's ingest. Figures and how to read them: BENCHMARKS.md.
 bench: release
-	$(CARGO) bench --locked --bench check --bench check_load --bench audit
+	$(CARGO) bench --locked --bench check --bench check_load --bench cache_memory --bench audit
 
 # Four Envoy set-ups side by side: closed loop under wrk, open loop at half
 # the no-auth rate under h2load (apt-get install -y wrk nghttp2-client).

@@ -30,8 +30,9 @@ pub const MAX_ENTRY_TTL: Duration = Duration::from_secs(10 * 60);
 /// one another's lock.
 const SHARDS: usize = 16;
 
-/// Below this many entries per shard the cache is one shard, so that a
-/// small bound is exact rather than rounded to the shards.
+/// Below this many entries per shard the cache is one shard: a sweep
+/// chooses its victims within one shard, and among a handful of entries
+/// that choice would be close to arbitrary.
 const MIN_SHARD_ENTRIES: u64 = 1024;
 
 /// A cached verification result.
