@@ -54,16 +54,18 @@ test: setup lint test-rust test-python
 # Criterion (decision path), then the load drivers: Check over gRPC and the
 # audit forwarder's ingest. Figures and how to read them: BENCHMARKS.md.
 bench: release
-	$(CARGO) bench --locked --bench check --bench check_load --bench audit --bench impersonation
+	$(CARGO) bench --locked --bench check --bench check_load --bench cache_memory --bench audit --bench impersonation --bench cel
 
-# Four Envoy set-ups side by side under wrk (apt-get install -y wrk).
+# Four Envoy set-ups side by side: closed loop under wrk, open loop at half
+# the no-auth rate under h2load (apt-get install -y wrk nghttp2-client).
 bench-envoy: setup release
 	@command -v wrk >/dev/null || { echo "wrk is required: apt-get install -y wrk"; exit 1; }
+	@command -v h2load >/dev/null || { echo "h2load is required: apt-get install -y nghttp2-client"; exit 1; }
 	$(CARGO) build --locked --release --example allow_all_ext_authz
 	KUBE_OIDC_AUTHZ_BIN=$(TARGET_DIR)/release/kube-oidc-authz \
 	KUBE_OIDC_DEV_BIN=$(TARGET_DIR)/release/kube-oidc-dev \
 	ALLOW_ALL_BIN=$(TARGET_DIR)/release/examples/allow_all_ext_authz \
-	$(VENV)/bin/python benches/envoy/compare.py --duration 8 --rounds 3
+	$(VENV)/bin/python benches/envoy/compare.py --duration 8 --rounds 3 --diagnose
 
 # Every cargo-fuzz target for FUZZ_SECONDS each (not part of `make test`).
 # Nightly only; the fuzz crate is outside the workspace. Findings land in

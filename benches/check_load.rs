@@ -25,7 +25,10 @@
 //! `LOAD_RSS_TOKENS` (100000), `LOAD_ROUNDS` (3; medians are printed),
 //! `LOAD_SCENARIOS` (`throughput,rss`: either or both),
 //! `LOAD_SERVICE_GLOBAL_ARGS` (e.g. `--log-level warn`, to see what the
-//! decision log costs).
+//! decision log costs), `LOAD_SERVICE_BIN` (another build of the service,
+//! for a before/after comparison), `LOAD_SERVICE_WRAPPER` (a command the
+//! service runs under, e.g. `valgrind --tool=callgrind`: instruction counts
+//! per Check do not depend on what else the machine is doing).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/support/mod.rs"]
@@ -77,7 +80,18 @@ impl Service {
         let global: Vec<String> = std::env::var("LOAD_SERVICE_GLOBAL_ARGS")
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-oidc-authz"))
+        // A command to run the service under, e.g. valgrind's callgrind.
+        let wrapper: Vec<String> = std::env::var("LOAD_SERVICE_WRAPPER")
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let service = std::env::var("LOAD_SERVICE_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_kube-oidc-authz").to_owned());
+        let (program, before) = match wrapper.split_first() {
+            Some((program, args)) => (program.clone(), [args, &[service]].concat()),
+            None => (service, Vec::new()),
+        };
+        let child = tokio::process::Command::new(program)
+            .args(&before)
             .args(&global)
             .arg("authz")
             .args(["--grpc-address", &grpc.to_string()])
@@ -92,7 +106,7 @@ impl Service {
             .unwrap();
         let ready = format!("http://{http}/readyz");
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             if let Ok(r) = client.get(&ready).send().await
                 && r.status().is_success()
