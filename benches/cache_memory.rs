@@ -9,13 +9,15 @@
 //! the next.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use kube_oidc_authz::authz::cache::{CachedIdentity, DecisionCache, token_hash};
-use kube_oidc_authz::authz::identity::Identity;
+use kube_oidc_authz::authz::identity::{Groups, Identity};
 use kube_oidc_authz::clock::{SystemClock, now_unix};
 
 const ENTRIES: usize = 100_000;
+
+static ISSUER: OnceLock<Arc<str>> = OnceLock::new();
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -31,15 +33,17 @@ fn identity(i: usize) -> Identity {
     Identity {
         user: format!("banyan:user-{i}@example.com"),
         uid: None,
-        groups: vec![
+        // As `map_claims` builds them: the group list interned, the
+        // issuer the configured issuer's shared string.
+        groups: Groups::interned(vec![
             "banyan:any-employee-personal-device".into(),
             "banyan:developers".into(),
-        ],
+        ]),
         extra: vec![(
             "authentication.kubernetes.io/credential-id".into(),
             vec![format!("JTI={i:016x}")],
         )],
-        issuer: "https://idp.example.com".into(),
+        issuer: Arc::clone(ISSUER.get_or_init(|| "https://idp.example.com".into())),
     }
 }
 

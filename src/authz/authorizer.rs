@@ -80,7 +80,7 @@ impl Authorizer {
             match IssuerKeys::new(cfg, config.jwks_min_refresh_interval) {
                 Ok(keys) => {
                     issuers.insert(
-                        cfg.url.clone(),
+                        cfg.url.to_string(),
                         Issuer {
                             config: cfg.clone(),
                             keys: Arc::new(keys),

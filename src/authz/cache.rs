@@ -204,7 +204,7 @@ mod tests {
         Arc::new(Identity {
             user: user.into(),
             uid: None,
-            groups: Vec::new(),
+            groups: Default::default(),
             extra: Vec::new(),
             issuer: "https://issuer.example".into(),
         })

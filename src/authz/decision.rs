@@ -176,7 +176,7 @@ impl Decision<'_> {
             user = user.map(String::as_str),
             groups = identity.map(|i| tracing::field::debug(&i.groups)),
             uid = identity.map(|i| i.uid.as_deref().unwrap_or("")),
-            issuer = identity.map(|i| i.issuer.as_str()),
+            issuer = identity.map(|i| &*i.issuer),
             cached,
             original_user = original.map(|i| i.user.as_str()),
             original_groups = original.map(|i| tracing::field::debug(&i.groups)),
@@ -204,7 +204,7 @@ mod tests {
         Arc::new(Identity {
             user: "banyan:alice@example.com".into(),
             uid: None,
-            groups: vec!["banyan:a".into(), "banyan:b".into()],
+            groups: vec!["banyan:a".into(), "banyan:b".into()].into(),
             extra: Vec::new(),
             issuer: "https://idp.example.com".into(),
         })
@@ -333,7 +333,7 @@ mod tests {
                     identity: Arc::new(Identity {
                         user: "banyan:bob@example.com".into(),
                         uid: Some("bob-uid".into()),
-                        groups: vec!["banyan:readers".into()],
+                        groups: vec!["banyan:readers".into()].into(),
                         extra: Vec::new(),
                         issuer: "https://idp.example.com".into(),
                     }),

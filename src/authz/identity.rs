@@ -1,6 +1,11 @@
 //! Verified claims → Kubernetes identity, with the apiserver's semantics
 //! for username, groups, uid, required claims and `email_verified`.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
 use serde_json::{Map, Value};
 
 use super::cel::{Failure, Mapped};
@@ -14,14 +19,135 @@ pub struct Identity {
     pub user: String,
     pub uid: Option<String>,
     /// Mapped groups; the apiserver adds `system:authenticated` itself.
-    pub groups: Vec<String>,
+    /// Shared between the identities that have the same list.
+    pub groups: Groups,
     /// Extra key (decoded, lowercase) → values, sorted by key, keys
     /// unique. A vector, not a map: an identity has zero or one extra
     /// (the credential id), and a map's node would be most of the memory
     /// a cached identity takes.
     pub extra: Vec<(String, Vec<String>)>,
-    /// The issuer that vouched for this identity.
-    pub issuer: String,
+    /// The issuer that vouched for this identity: the configured issuer's
+    /// own string, shared by all its identities.
+    pub issuer: Arc<str>,
+}
+
+/// An identity's group list, immutable and cheap to clone: identities
+/// mapped from the same list of groups share one allocation (see
+/// [`Groups::interned`]).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Groups(Arc<[String]>);
+
+/// As the list itself, so logs read as they did with a `Vec`.
+impl std::fmt::Debug for Groups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Groups {
+    /// The list, shared with any live identity that has the same one.
+    /// The interner holds weak references only, and at most
+    /// [`INTERNED_GROUP_LISTS`] of them: when it is full of live lists (an
+    /// issuer minting a list per user) a new list is simply not shared.
+    pub fn interned(groups: Vec<String>) -> Self {
+        if groups.is_empty() {
+            return Groups::default();
+        }
+        GroupInterner::global().intern(groups)
+    }
+
+    /// Copies the list out, for a caller that extends it.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.0.to_vec()
+    }
+}
+
+impl Deref for Groups {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// Not interned: for identities built elsewhere than [`map_claims`].
+impl From<Vec<String>> for Groups {
+    fn from(groups: Vec<String>) -> Self {
+        Groups(groups.into())
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<[S]> for Groups {
+    fn eq(&self, other: &[S]) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == b.as_ref())
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[S; N]> for Groups {
+    fn eq(&self, other: &[S; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for Groups {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        *self == other[..]
+    }
+}
+
+/// Most distinct group lists the interner tracks at once.
+pub const INTERNED_GROUP_LISTS: usize = 4096;
+
+/// Live group lists by content hash. Weak references: a list no cached
+/// identity holds any more is dropped, and its slot reused.
+struct GroupInterner {
+    hasher: RandomState,
+    lists: Mutex<HashMap<u64, Vec<Weak<[String]>>>>,
+    capacity: usize,
+}
+
+impl GroupInterner {
+    fn global() -> &'static GroupInterner {
+        static INTERNER: OnceLock<GroupInterner> = OnceLock::new();
+        INTERNER.get_or_init(|| GroupInterner::new(INTERNED_GROUP_LISTS))
+    }
+
+    fn new(capacity: usize) -> Self {
+        GroupInterner {
+            hasher: RandomState::new(),
+            lists: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn intern(&self, groups: Vec<String>) -> Groups {
+        let hash = self.hasher.hash_one(&groups);
+        // A poisoned lock only means another thread panicked mid-insert;
+        // the map is still a valid map of weak references.
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = lists
+            .get(&hash)
+            .into_iter()
+            .flatten()
+            .filter_map(Weak::upgrade)
+            .find(|l| **l == *groups)
+        {
+            return Groups(found);
+        }
+        let list: Arc<[String]> = groups.into();
+        if lists.len() >= self.capacity {
+            lists.retain(|_, ls| {
+                ls.retain(|l| l.strong_count() > 0);
+                !ls.is_empty()
+            });
+            if lists.len() >= self.capacity {
+                return Groups(list);
+            }
+        }
+        let slot = lists.entry(hash).or_default();
+        slot.retain(|l| l.strong_count() > 0);
+        slot.push(Arc::downgrade(&list));
+        Groups(list)
+    }
 }
 
 /// Options of the mapping that do not depend on the issuer.
@@ -127,9 +253,9 @@ pub fn map_claims(
     let identity = Identity {
         user,
         uid,
-        groups,
+        groups: Groups::interned(groups),
         extra,
-        issuer: issuer.url.clone(),
+        issuer: Arc::clone(&issuer.url),
     };
     if opts.refuse_system_identities && identity.claims_system_name() {
         return Err(DenyReason::SystemIdentity);
@@ -282,6 +408,43 @@ mod tests {
             id.extra_values(CREDENTIAL_ID_EXTRA).unwrap(),
             &vec!["JTI=abc".to_string()]
         );
+    }
+
+    #[test]
+    fn identities_share_the_issuer_and_equal_group_lists() {
+        let iss = issuer(("sub", ""), Some(("roles", "g:")));
+        let map = |sub: &str, roles: Value| {
+            map_claims(&iss, &claims(json!({"sub": sub, "roles": roles})), OPTS).unwrap()
+        };
+        let a = map("a", json!(["x", "y"]));
+        let b = map("b", json!(["x", "y"]));
+        let c = map("c", json!(["y", "x"]));
+        assert!(Arc::ptr_eq(&a.groups.0, &b.groups.0));
+        assert!(!Arc::ptr_eq(&a.groups.0, &c.groups.0));
+        assert_eq!(c.groups, ["g:y", "g:x"]);
+        assert!(Arc::ptr_eq(&a.issuer, &iss.url));
+        assert!(Arc::ptr_eq(&b.issuer, &iss.url));
+    }
+
+    #[test]
+    fn group_interner_is_bounded_and_forgets_dropped_lists() {
+        let interner = GroupInterner::new(2);
+        let list = |g: &str| vec![g.to_owned()];
+        let a = interner.intern(list("a"));
+        let b = interner.intern(list("b"));
+        // Full of live lists: a third is not shared, nor remembered.
+        let c1 = interner.intern(list("c"));
+        let c2 = interner.intern(list("c"));
+        assert!(!Arc::ptr_eq(&c1.0, &c2.0));
+        assert_eq!(c1, c2);
+        assert!(Arc::ptr_eq(&a.0, &interner.intern(list("a")).0));
+        // Once a list is dropped, its slot is reused.
+        drop(b);
+        let d1 = interner.intern(list("d"));
+        let d2 = interner.intern(list("d"));
+        assert!(Arc::ptr_eq(&d1.0, &d2.0));
+        let tracked = interner.lists.lock().unwrap().len();
+        assert_eq!(tracked, 2);
     }
 
     #[test]
@@ -549,7 +712,7 @@ mod tests {
             ),
         ];
         for (name, c, want) in table {
-            let got = map_claims(&iss, &c, OPTS).map(|id| (id.groups, id.uid));
+            let got = map_claims(&iss, &c, OPTS).map(|id| (id.groups.to_vec(), id.uid));
             let want = want.map(|(g, u)| {
                 (
                     g.into_iter().map(String::from).collect::<Vec<_>>(),

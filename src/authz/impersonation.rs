@@ -333,7 +333,7 @@ struct SubjectOf<'a> {
 
 impl<'a> SubjectOf<'a> {
     fn new(identity: &'a Identity) -> Self {
-        let mut groups = identity.groups.clone();
+        let mut groups = identity.groups.to_vec();
         if !groups.iter().any(|g| g == ALL_AUTHENTICATED) {
             groups.push(ALL_AUTHENTICATED.to_owned());
         }
@@ -419,7 +419,7 @@ fn outbound(request: &ImpersonationRequest, caller: &SubjectOf<'_>) -> Identity 
     Identity {
         user: request.user.clone(),
         uid: request.uid.clone(),
-        groups: request.groups.clone(),
+        groups: request.groups.clone().into(),
         extra,
         issuer: original.issuer.clone(),
     }
@@ -433,7 +433,7 @@ mod tests {
         Identity {
             user: "banyan:alice@example.com".into(),
             uid: Some("u-1".into()),
-            groups: vec!["banyan:sre".into()],
+            groups: vec!["banyan:sre".into()].into(),
             extra: vec![(
                 "authentication.kubernetes.io/credential-id".into(),
                 vec!["JTI=j1".into()],
@@ -456,7 +456,7 @@ mod tests {
         assert_eq!(got.user, "bob");
         assert_eq!(got.uid.as_deref(), Some("u-bob"));
         assert_eq!(got.groups, ["dev"]);
-        assert_eq!(got.issuer, "https://idp.example.com");
+        assert_eq!(&*got.issuer, "https://idp.example.com");
         let extra: Vec<(&str, Vec<&str>)> = got
             .extra
             .iter()
@@ -493,7 +493,7 @@ mod tests {
     fn cache_keys_tell_callers_and_attributes_apart() {
         let a = alice();
         let b = Identity {
-            groups: vec!["banyan:sre".into(), "banyan:admins".into()],
+            groups: vec!["banyan:sre".into(), "banyan:admins".into()].into(),
             ..alice()
         };
         // Text moved between fields does not collide.

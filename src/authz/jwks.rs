@@ -135,7 +135,7 @@ pub struct IssuerKeys {
 impl IssuerKeys {
     pub fn new(cfg: &IssuerConfig, min_interval: Duration) -> Result<Self, JwksError> {
         let client = crate::tls::https_client(cfg.ca_pem.as_deref(), FETCH_TIMEOUT)?;
-        let discovery_url = if cfg.discovery_url == cfg.url {
+        let discovery_url = if *cfg.discovery_url == *cfg.url {
             format!(
                 "{}/.well-known/openid-configuration",
                 cfg.url.trim_end_matches('/')
@@ -144,7 +144,7 @@ impl IssuerKeys {
             cfg.discovery_url.clone()
         };
         Ok(IssuerKeys {
-            issuer: cfg.url.clone(),
+            issuer: cfg.url.to_string(),
             discovery_url,
             client,
             keys: RwLock::new(Arc::new(Vec::new())),

@@ -154,7 +154,7 @@ mod tests {
         Identity {
             user: "banyan:alice@example.com".into(),
             uid: Some("u-1".into()),
-            groups: vec!["banyan:a".into(), "banyan:b".into()],
+            groups: vec!["banyan:a".into(), "banyan:b".into()].into(),
             extra: vec![(
                 "authentication.kubernetes.io/credential-id".to_owned(),
                 vec!["JTI=x".to_owned()],

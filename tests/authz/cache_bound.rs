@@ -61,7 +61,7 @@ fn cache_holds_at_most_max_entries_and_never_past_exp() {
     let id = Arc::new(Identity {
         user: "u".into(),
         uid: None,
-        groups: vec![],
+        groups: Default::default(),
         extra: Default::default(),
         issuer: "i".into(),
     });

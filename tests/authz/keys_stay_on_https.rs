@@ -88,7 +88,7 @@ impl Servers {
 
     fn keys(&self) -> IssuerKeys {
         let cfg = IssuerConfig {
-            url: self.https_url.clone(),
+            url: self.https_url.as_str().into(),
             discovery_url: self.https_url.clone(),
             audiences: vec!["k".into()],
             ca_pem: Some(self.ca_pem.clone()),

@@ -457,7 +457,7 @@ fn structured_issuer(
         return None;
     }
     Some(IssuerConfig {
-        url: iss.url.clone(),
+        url: iss.url.as_str().into(),
         discovery_url: iss.discovery_url.clone().unwrap_or_else(|| iss.url.clone()),
         audiences: iss.audiences.clone(),
         ca_pem,
@@ -575,7 +575,7 @@ jwt:
         );
         assert_eq!(issuers[0].uid_claim.as_deref(), Some("sub"));
         assert_eq!(issuers[0].signing_algs.len(), 9);
-        assert_eq!(issuers[1].url, "https://b.example.com/");
+        assert_eq!(&*issuers[1].url, "https://b.example.com/");
         assert_eq!(
             issuers[1].discovery_url,
             "https://internal.example.com/.well-known/openid-configuration"

@@ -13,7 +13,7 @@ use crate::authz::verify::SigningAlg;
 #[derive(Debug, Clone)]
 pub struct IssuerConfig {
     /// Expected `iss`, byte for byte.
-    pub url: String,
+    pub url: std::sync::Arc<str>,
     /// Where discovery is fetched from; `url` when not overridden.
     pub discovery_url: String,
     /// `aud` must contain at least one of these.
@@ -110,7 +110,7 @@ pub(super) fn from_flags(args: &AuthzArgs, errors: &mut Vec<String>) -> Option<I
     }
     Some(IssuerConfig {
         discovery_url: url.clone(),
-        url,
+        url: url.into(),
         audiences: vec![client_id],
         ca_pem,
         signing_algs,
