@@ -2,7 +2,8 @@
 //! 100,000 entries in `DecisionCache`, first all pointing at one shared
 //! identity (the cache's own cost per entry: key, deadline, map slot), then
 //! each with an identity of its own shaped like a mapped token's (user, two
-//! groups, the credential-id extra, the issuer).
+//! groups, the credential-id extra, the issuer), the group list interned and
+//! the issuer shared as `map_claims` does.
 //!
 //! Run: `cargo bench --bench cache_memory`. Each measurement runs in a
 //! child process of its own, so that memory freed by one is not reused by
