@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_stream::StreamExt as _;
 
 /// How often the files are checked for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
@@ -260,6 +261,49 @@ impl MtlsAcceptor {
             _accept: AbortOnDrop(accept),
         }
     }
+}
+
+/// Serves a gRPC `router` on `listener` until `shutdown`: with mutual TLS
+/// when `tls` names the files (`listener_name` in logs, `flag` the flag
+/// stem in errors), plaintext otherwise. The files are loaded before
+/// serving, so a bad set is an error here rather than at the first caller.
+pub fn serve_grpc(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    tls: Option<&MtlsFiles>,
+    listener_name: &'static str,
+    flag: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<
+    impl std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+    String,
+> {
+    let acceptor = match tls {
+        Some(files) => Some(
+            MtlsAcceptor::load(listener_name, files.clone())
+                .map_err(|e| format!("{flag}-*: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(async move {
+        match acceptor {
+            Some(acceptor) => {
+                router
+                    .serve_with_incoming_shutdown(acceptor.incoming(listener), shutdown)
+                    .await
+            }
+            None => {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+                    s.inspect(|s| {
+                        let _ = s.set_nodelay(true);
+                    })
+                });
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+        }
+    })
 }
 
 struct AbortOnDrop(JoinHandle<()>);

@@ -49,7 +49,6 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::RunError;
-use crate::tls_listener::MtlsAcceptor;
 use buffer::Buffer;
 pub use config::Config;
 use metrics::Metrics;
@@ -164,33 +163,18 @@ pub async fn serve(
         ),
         until_draining(draining.clone()),
     ));
-    let als_tls = match &config.als_tls {
-        Some(files) => Some(
-            MtlsAcceptor::load("access-log", files.clone())
-                .map_err(|e| RunError::Config(vec![format!("--als-tls-*: {e}")]))?,
-        ),
-        None => None,
-    };
-    let als_router = tonic::transport::Server::builder()
-        .add_service(als::AlsService::new(intake, draining.clone()).into_server());
-    let als_stop = until_draining(draining.clone());
-    let als_server = tokio::spawn(async move {
-        match als_tls {
-            Some(tls) => {
-                als_router
-                    .serve_with_incoming_shutdown(tls.incoming(listeners.als), als_stop)
-                    .await
-            }
-            None => {
-                als_router
-                    .serve_with_incoming_shutdown(
-                        tokio_stream::wrappers::TcpListenerStream::new(listeners.als),
-                        als_stop,
-                    )
-                    .await
-            }
-        }
-    });
+    let als_server = tokio::spawn(
+        crate::tls_listener::serve_grpc(
+            tonic::transport::Server::builder()
+                .add_service(als::AlsService::new(intake, draining.clone()).into_server()),
+            listeners.als,
+            config.als_tls.as_ref(),
+            "access-log",
+            "--als-tls",
+            until_draining(draining.clone()),
+        )
+        .map_err(|e| RunError::Config(vec![e]))?,
+    );
     let batcher = tokio::spawn(batch::run(
         buffer.clone(),
         client,

@@ -39,15 +39,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
-use futures::TryStreamExt;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::error::RunError;
 use crate::shutdown::Shared;
-use crate::tls_listener::MtlsAcceptor;
 use authorizer::Authorizer;
 use config::Config;
 use metrics::AuthzMetrics;
@@ -119,38 +116,21 @@ pub async fn serve(
         shutdown.wait(),
     ));
 
-    let tls = match &config.grpc_tls {
-        Some(files) => Some(
-            MtlsAcceptor::load("check", files.clone())
-                .map_err(|e| RunError::Config(vec![format!("--grpc-tls-*: {e}")]))?,
-        ),
-        None => None,
-    };
     let grpc_addr = grpc.local_addr().ok();
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(AuthorizationServer::new(CheckService(Arc::clone(
             &authorizer,
         ))));
-    let grpc_shutdown = shutdown.wait();
-    let grpc_server = async move {
-        match tls {
-            Some(tls) => {
-                router
-                    .serve_with_incoming_shutdown(tls.incoming(grpc), grpc_shutdown)
-                    .await
-            }
-            None => {
-                let incoming = TcpListenerStream::new(grpc).map_ok(|s| {
-                    let _ = s.set_nodelay(true);
-                    s
-                });
-                router
-                    .serve_with_incoming_shutdown(incoming, grpc_shutdown)
-                    .await
-            }
-        }
-    };
+    let grpc_server = crate::tls_listener::serve_grpc(
+        router,
+        grpc,
+        config.grpc_tls.as_ref(),
+        "check",
+        "--grpc-tls",
+        shutdown.wait(),
+    )
+    .map_err(|e| RunError::Config(vec![e]))?;
 
     let http_addr = http.local_addr().ok();
     let ops = crate::serve::serve_router(
